@@ -1,0 +1,248 @@
+"""Run configuration: dataclasses with documented, validated fields.
+
+A recipe is a YAML file whose keys mirror these dataclasses; ``--set loop.iterations=3`` overrides
+one field (the value is parsed as YAML, so ``3``, ``0.5``, ``true`` and ``[1, 2]`` get their types).
+Unknown keys are rejected with the closest valid name. Every check raises `ConfigError`, which the
+CLI prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration the run cannot use; the message names the field."""
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _choice(section: str, name: str, value, choices) -> None:
+    _require(value in choices, f"{section}.{name} must be one of {list(choices)}, got {value!r}")
+
+
+@dataclass
+class ArithmeticConfig:
+    """n-digit addition data (task.name=arithmetic)."""
+
+    format: str = "compact"  # compact (reversed digits, one step per column) | scratchpad (paper)
+    train_digits: list[int] = field(default_factory=lambda: list(range(1, 11)))  # digit counts asked
+    test_digits: list[int] = field(default_factory=lambda: list(range(1, 11)))
+    train_per_digit: int = 300  # training questions per digit count
+    test_per_digit: int = 200  # held-out questions per digit count (1 digit: at most 25 exist spare)
+
+    def __post_init__(self):
+        _choice("task.arithmetic", "format", self.format, ("compact", "scratchpad"))
+        for name in ("train_digits", "test_digits"):
+            digits = getattr(self, name)
+            _require(
+                isinstance(digits, list) and digits and all(isinstance(d, int) and 1 <= d <= 40 for d in digits),
+                f"task.arithmetic.{name} must be a non-empty list of digit counts in 1..40, got {digits!r}",
+            )
+        for name in ("train_per_digit", "test_per_digit"):
+            _require(getattr(self, name) >= 1, f"task.arithmetic.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arithmetic"  # registered task name, or package.module:Class for your own
+    arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+
+    def __post_init__(self):
+        _require(isinstance(self.name, str) and self.name != "", "task.name must be a non-empty string")
+
+
+@dataclass
+class BaseModelConfig:
+    """The embedded model M0, built and trained by selftaught when model.name_or_path=embedded."""
+
+    num_layers: int = 4
+    hidden_size: int = 128
+    num_heads: int = 4
+    positions: str = "digit"  # digit (index within its number) | sequential (ordinary)
+    max_period: int = 32  # digit positions: training spaces columns by a random period in [8, max_period]
+    max_digits: int = 3  # M0 sees 1..max_digits-digit sums only
+    hint_fraction: float = 0.5  # share of M0's examples with the hinted prompt (makes rationalization possible)
+    steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    cache_dir: str = ".cache/selftaught/base"  # M0 is cached here by config hash
+
+    def __post_init__(self):
+        _choice("model.base", "positions", self.positions, ("digit", "sequential"))
+        for name in ("num_layers", "hidden_size", "num_heads", "max_digits", "steps", "batch_size"):
+            _require(getattr(self, name) >= 1, f"model.base.{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.max_period >= 8, f"model.base.max_period must be >= 8, got {self.max_period}")
+        _require(self.hidden_size % self.num_heads == 0, "model.base.hidden_size must be divisible by num_heads")
+        _require(
+            0.0 <= self.hint_fraction <= 1.0, f"model.base.hint_fraction must be in [0, 1], got {self.hint_fraction}"
+        )
+        _require(self.learning_rate > 0, f"model.base.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "embedded"  # 'embedded' (tiny model trained here), a local path or a hub id
+    base: BaseModelConfig = field(default_factory=BaseModelConfig)
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = "auto"  # auto (sampler for digit positions, else hf) | sampler | hf
+    batch_size: int = 500  # prompts per forward batch
+    num_samples: int = 1  # rationales sampled per question
+    temperature: float = 0.0  # 0 = greedy, as in the paper
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        _choice("generation", "backend", self.backend, ("auto", "sampler", "hf"))
+        _require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")
+        _require(self.temperature >= 0, f"generation.temperature must be >= 0, got {self.temperature}")
+        _require(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1], got {self.top_p}")
+        _require(
+            self.num_samples == 1 or self.temperature > 0,
+            "generation.num_samples > 1 needs generation.temperature > 0 (greedy samples are identical)",
+        )
+
+
+@dataclass
+class TrainConfig:
+    first_steps: int = 250  # optimizer steps in iteration 1 (paper: 40 for GPT-J)
+    steps_growth: float = 1.2  # steps multiply by this each iteration (paper: 1.2)
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        _require(self.first_steps >= 1, f"train.first_steps must be >= 1, got {self.first_steps}")
+        _require(self.steps_growth >= 1.0, f"train.steps_growth must be >= 1, got {self.steps_growth}")
+        _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
+        _require(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    def steps_for(self, iteration: int) -> int:
+        """Steps in 1-based ``iteration``: first_steps * growth^(iteration-1), rounded."""
+        return int(round(self.first_steps * self.steps_growth ** (iteration - 1)))
+
+
+@dataclass
+class LoopConfig:
+    iterations: int = 5
+    mode: str = "star"  # star | direct (fine-tune on question -> answer, no rationale)
+    rationalization: bool = True  # retry wrong questions with the answer as a hint
+    filter: str = "answer+rationale"  # answer | answer+rationale (also require verify_rationale)
+    restart_from_base: bool = True  # paper: fine-tune the original M0 each iteration; False continues
+
+    def __post_init__(self):
+        _require(self.iterations >= 1, f"loop.iterations must be >= 1, got {self.iterations}")
+        _choice("loop", "mode", self.mode, ("star", "direct"))
+        _choice("loop", "filter", self.filter, ("answer", "answer+rationale"))
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------- loading
+def _build(cls, data: Any, path: str):
+    """Construct dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown config key '{where}'{hint}")
+        kwargs[key] = _coerce(hints[key], value, where)
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, where)
+    expected = {int: int, float: (int, float), str: str, bool: bool}
+    if hint in expected:
+        ok = isinstance(value, expected[hint]) and not (hint in (int, float) and isinstance(value, bool))
+        _require(ok, f"{where} must be {hint.__name__}, got {value!r}")
+        return float(value) if hint is float else value
+    if getattr(hint, "__origin__", None) is list:
+        _require(isinstance(value, list), f"{where} must be a list, got {value!r}")
+    return value
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a nested dict (value parsed as YAML)."""
+    key, sep, raw = assignment.partition("=")
+    _require(bool(sep) and key.strip() != "", f"override {assignment!r} must look like section.field=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {assignment!r}: value is not valid YAML ({err.problem})") from None
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        _require(isinstance(node, dict), f"override {assignment!r}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def read_recipe(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"recipe {path} cannot be read: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"recipe {path}{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    _require(isinstance(data, dict), f"recipe {path} must be a YAML mapping at the top level")
+    return data
+
+
+def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    data = read_recipe(recipe) if recipe else {}
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict) -> Config:
+    try:
+        return _build(Config, data, "")
+    except TypeError as err:  # e.g. a section given as a scalar
+        raise ConfigError(str(err)) from None
+
+
+def save_config(config: Config, path: str | Path) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

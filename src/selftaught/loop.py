@@ -1,0 +1,220 @@
+"""The STaR loop (Zelikman et al. 2022, Algorithm 1), top to bottom.
+
+For n = 1..N, with M_{n-1} the previous iteration's model (M0 for n = 1):
+  1. generate  a rationale for every training question with M_{n-1};
+  2. filter    keep the samples whose answer is right (and whose steps verify, if asked);
+  3. rationalize  retry the rest with the answer as a hint; keep what now reaches it, stored unhinted;
+  4. train     fine-tune the ORIGINAL M0 (paper) or M_{n-1} on the kept set, steps growing x1.2;
+  5. evaluate  greedy accuracy on the held-out test set, per bucket.
+Each phase records completion in the run directory, so ``resume`` redoes only unfinished work.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from selftaught import runs, star
+from selftaught.config import Config, ConfigError, config_from_dict
+from selftaught.generation import Generator
+from selftaught.models import load_model, save_model, scheme_name
+from selftaught.models.base import ensure_base_model
+from selftaught.tasks import Example, Task, make_task
+from selftaught.training.sft import encode_pairs, train_sft
+from selftaught.ui import SILENT, Reporter
+
+
+class Engine:
+    """Holds what every phase needs: config, task, data, run directory, M0's path."""
+
+    def __init__(self, config: Config, run: runs.RunDir, reporter: Reporter):
+        self.config, self.run, self.reporter = config, run, reporter
+        self.task: Task = make_task(config)
+        self.train_set: list[Example] = self.task.load("train")
+        self.test_set: list[Example] = self.task.load("test")
+        self.base_path = ensure_base_model(config, self.task, reporter)
+        self._generator: tuple[str, Generator] | None = None
+
+    def generator(self, model_path: Path | str) -> Generator:
+        """A generator for the model at ``model_path`` (loaded once, reused across phases)."""
+        if self._generator is None or self._generator[0] != str(model_path):
+            model, tokenizer, scheme = load_model(model_path)
+            g = self.config.generation
+            self._generator = (str(model_path), Generator(model, tokenizer, scheme, g.backend, g.batch_size))
+        return self._generator[1]
+
+    def sample(self, generator: Generator, examples: list[Example], hint: bool, label: str) -> list[dict]:
+        """Generate and grade ``num_samples`` completions per example."""
+        g = self.config.generation
+        prompts = [self.task.prompt(ex, hint=hint) for ex in examples]
+        budgets = [self.task.max_new_tokens(ex) for ex in examples]
+        with self.reporter.phase(label, total=len(prompts) * g.num_samples) as advance:
+            outs = generator.complete(
+                prompts, budgets, g.num_samples, g.temperature, g.top_p, self.config.seed, on_batch=advance
+            )
+        return [
+            star.grade(self.task, ex, text, hint, k)
+            for ex, texts in zip(examples, outs)
+            for k, text in enumerate(texts)
+        ]
+
+    def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
+        """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
+        generator = self.generator(model_path)
+        prompts = [self.task.prompt(ex) for ex in self.test_set]
+        budgets = [self.task.max_new_tokens(ex) for ex in self.test_set]
+        with self.reporter.phase(label, total=len(prompts)) as advance:
+            outs = generator.complete(prompts, budgets, on_batch=advance)
+        rows = [star.grade(self.task, ex, texts[0], False) for ex, texts in zip(self.test_set, outs)]
+        runs.atomic_write_jsonl(folder / "eval.jsonl", rows)
+        accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
+        return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
+
+    def train(self, init_path: Path | str, records: list[dict], steps: int, folder: Path, label: str) -> None:
+        """Fine-tune the model at ``init_path`` on ``records``; save to ``folder/checkpoint``."""
+        model, tokenizer, scheme = load_model(init_path)
+        t = self.config.train
+        pairs = [(r["prompt"], r["completion"]) for r in records]
+        features = encode_pairs(
+            tokenizer, scheme, pairs, max_period=self.config.model.base.max_period, seed=self.config.seed
+        )
+        with self.reporter.phase(label, total=steps) as advance:
+            log = train_sft(
+                model,
+                features,
+                tokenizer.pad_token_id,
+                folder / ".trainer",
+                max_steps=steps,
+                batch_size=t.batch_size,
+                learning_rate=t.learning_rate,
+                seed=self.config.seed,
+                warmup_ratio=t.warmup_ratio,
+                weight_decay=t.weight_decay,
+                on_step=lambda step, loss: advance(1),
+            )
+        runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
+        runs.atomic_save_dir(folder / "checkpoint", lambda tmp: save_model(model, tokenizer, scheme_name(scheme), tmp))
+
+
+def _phase(engine: Engine, folder: Path, name: str, work) -> None:
+    """Run ``work()`` unless ``name`` is already recorded as done in ``folder``."""
+    if engine.run.is_done(folder, name):
+        return
+    start = time.perf_counter()
+    work()
+    engine.run.mark_done(folder, name, time.perf_counter() - start)
+
+
+def _evaluate_base(engine: Engine) -> dict:
+    folder = engine.run.base
+
+    def work():
+        metrics = engine.evaluate(engine.base_path, folder, "M0: evaluate")
+        runs.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
+
+    _phase(engine, folder, "evaluate", work)
+    return runs.read_json(folder / "metrics.json")
+
+
+def _iteration(engine: Engine, n: int) -> dict:
+    """One outer iteration; every phase is skipped if a previous attempt finished it."""
+    cfg, run = engine.config, engine.run
+    folder = run.iteration(n)
+    previous = engine.base_path if n == 1 else run.iteration(n - 1) / "checkpoint"
+    generated = folder / "generated.jsonl"
+
+    if cfg.loop.mode == "star":
+        _phase(
+            engine,
+            folder,
+            "generate",
+            lambda: runs.atomic_write_jsonl(
+                generated, engine.sample(engine.generator(previous), engine.train_set, False, f"iter {n}: generate")
+            ),
+        )
+
+        def rationalize():
+            rows = runs.read_jsonl(generated)
+            retry = star.needs_rationalization(engine.train_set, rows, cfg.loop.filter)
+            if cfg.loop.rationalization and retry:
+                rows += engine.sample(engine.generator(previous), retry, True, f"iter {n}: rationalize")
+            runs.atomic_write_jsonl(generated, rows)
+
+        _phase(engine, folder, "rationalize", rationalize)
+        rows = runs.read_jsonl(generated)
+        records = star.training_records(engine.task, engine.train_set, rows, cfg.loop.filter)
+    else:
+        rows, records = [], star.direct_records(engine.task, engine.train_set)
+    if not (folder / "train.jsonl").is_file():
+        runs.atomic_write_jsonl(folder / "train.jsonl", records)
+
+    steps = cfg.train.steps_for(n)
+    init = engine.base_path if cfg.loop.restart_from_base else previous
+    if not records:
+        raise RuntimeError(f"iteration {n}: no sample was kept, nothing to train on (try rationalization)")
+    _phase(engine, folder, "train", lambda: engine.train(init, records, steps, folder, f"iter {n}: train"))
+
+    def evaluate():
+        metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {n}: evaluate")
+        runs.atomic_write_json(
+            folder / "metrics.json",
+            {
+                "iteration": n,
+                **metrics,
+                "num_questions": len(engine.train_set),
+                "num_kept": sum(r["source"] == "generated" for r in records),
+                "num_rationalized": sum(r["source"] == "rationalized" for r in records),
+                "num_train_examples": len(records),
+                "num_kept_unverified": sum(bool(r["correct"]) and not r["verified"] for r in rows),
+                "train_steps": steps,
+                "seconds": {**run.phases(folder)},
+            },
+        )
+
+    _phase(engine, folder, "evaluate", evaluate)
+    metrics = runs.read_json(folder / "metrics.json")
+    metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
+    runs.atomic_write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, runs.RunDir]:
+    """Create or reopen a run directory; on resume the saved config is the one used."""
+    run = runs.RunDir(out_dir)
+    saved = run.root / "config.yaml"
+    if resume:
+        if not saved.is_file():
+            raise ConfigError(f"cannot resume: {saved} does not exist")
+        import yaml
+
+        return config_from_dict(yaml.safe_load(saved.read_text())), run
+    if saved.is_file():
+        raise ConfigError(f"{run.root} already holds a run; use --resume {run.root} or another --out")
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        runs.atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    except OSError as err:
+        raise ConfigError(f"output directory {run.root} is not writable: {err.strerror}") from None
+    return config, run
+
+
+def run_star(
+    config: Config | None = None,
+    out_dir: str | Path = "runs/default",
+    resume: bool = False,
+    reporter: Reporter = SILENT,
+) -> dict:
+    """Run (or resume) STaR and return ``summary.json``'s content."""
+    config, run = prepare_run_dir(config or Config(), out_dir, resume)
+    start = time.perf_counter()
+    engine = Engine(config, run, reporter)
+    extra = {"task": config.task.name, "mode": config.loop.mode, "base_model": str(engine.base_path)}
+    extra["base"] = _evaluate_base(engine)
+    for n in range(1, config.loop.iterations + 1):
+        _iteration(engine, n)
+        summary = run.write_summary(extra)
+        reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
+    extra["seconds_this_session"] = round(time.perf_counter() - start, 1)
+    return run.write_summary(extra)

@@ -1,0 +1,86 @@
+"""The starting model M0 for the embedded default: trained here on short sums, cached by config hash.
+
+M0 sees only 1..``max_digits``-digit additions with correct scratchpads. A share of them
+(``hint_fraction``) use the hinted prompt, so that M0 knows what a hint is for and rationalization
+has something to work with, exactly as the few-shot hinted prompt does for a large model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from selftaught.config import Config
+from selftaught.models import save_model
+from selftaught.models.embedded import build_char_tokenizer, build_tiny_llama
+from selftaught.models.positions import make_scheme
+from selftaught.runs import atomic_save_dir
+from selftaught.tasks.arithmetic import ArithmeticTask, sample_pairs
+from selftaught.tasks.base import Example
+from selftaught.training.sft import encode_pairs, train_sft
+
+CACHE_VERSION = 1  # bump when M0's recipe changes in a way the config does not show
+
+
+def base_key(config: Config) -> str:
+    """Hash of everything that decides M0's weights."""
+    base = {k: v for k, v in config.to_dict()["model"]["base"].items() if k != "cache_dir"}
+    fingerprint = {
+        "base": base,
+        "format": config.task.arithmetic.format,
+        "test_digits": config.task.arithmetic.test_digits,
+        "test_per_digit": config.task.arithmetic.test_per_digit,
+        "seed": config.seed,
+        "version": CACHE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def base_training_pairs(config: Config, task: ArithmeticTask) -> list[tuple[str, str]]:
+    """(prompt, scratchpad) pairs of 1..max_digits digits, none of them a test question."""
+    c = config.model.base
+    rng = random.Random(f"base-{config.seed}")
+    held_out = task.held_out_pairs()
+    count = c.steps * c.batch_size
+    pairs = []
+    for k in range(count):
+        n = rng.randint(1, c.max_digits)
+        a, b = sample_pairs(n, 1, rng, held_out)[0]
+        example = Example(f"base-{k}", f"{a}+{b}", str(int(a) + int(b)))
+        hinted = rng.random() < c.hint_fraction
+        pairs.append((task.prompt(example, hint=hinted), task.gold_completion(example)))
+    return pairs
+
+
+def ensure_base_model(config: Config, task, reporter) -> Path | str:
+    """Path of M0: the cached embedded model (trained now if missing) or the configured model."""
+    if config.model.name_or_path != "embedded":
+        return config.model.name_or_path
+    if not isinstance(task, ArithmeticTask):
+        raise ValueError("model.name_or_path=embedded is trained on arithmetic; set a real model for other tasks")
+    c = config.model.base
+    path = Path(c.cache_dir) / base_key(config)
+    if (path / "config.json").is_file():
+        return path
+    tokenizer = build_char_tokenizer()
+    scheme = make_scheme(c.positions, tokenizer)
+    model = build_tiny_llama(tokenizer, c.num_layers, c.hidden_size, c.num_heads, 512, config.seed)
+    features = encode_pairs(
+        tokenizer, scheme, base_training_pairs(config, task), max_period=c.max_period, seed=config.seed
+    )
+    with reporter.phase("base model M0: train", total=c.steps) as advance:
+        train_sft(
+            model,
+            features,
+            tokenizer.pad_token_id,
+            path.parent / ".trainer",
+            max_steps=c.steps,
+            batch_size=c.batch_size,
+            learning_rate=c.learning_rate,
+            seed=config.seed,
+            on_step=lambda step, loss: advance(1),
+        )
+    atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
+    return path

@@ -1,0 +1,109 @@
+"""The run directory: every file written atomically, every finished phase recorded.
+
+Layout::
+
+    RUN/config.yaml              resolved config
+    RUN/base/metrics.json        evaluation of the starting model M0
+    RUN/iter_001/generated.jsonl every sample: id, hinted, text, answer, correct, verified, problem
+    RUN/iter_001/train.jsonl     what was trained on: id, prompt (never hinted), completion, source
+    RUN/iter_001/metrics.json    accuracy, accuracy_by_bucket, counts, steps, seconds per phase
+    RUN/iter_001/checkpoint/     the fine-tuned model (HF format)
+    RUN/iter_001/phases.json     phases finished so far, with their seconds
+    RUN/summary.json             one row per finished iteration
+    RUN/accuracy.png             accuracy by bucket across iterations
+
+A file appears under its final name only once complete (write to a temporary name, fsync, rename),
+so after a crash each file is either whole or absent, and ``phases.json`` says what to redo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def atomic_save_dir(path: str | Path, write) -> None:
+    """Call ``write(tmp_dir)`` then move the finished folder to ``path`` (replacing any old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def iteration(self, n: int) -> Path:
+        return self.root / f"iter_{n:03d}"
+
+    @property
+    def base(self) -> Path:
+        return self.root / "base"
+
+    def phases(self, folder: Path) -> dict:
+        path = folder / "phases.json"
+        return read_json(path) if path.is_file() else {}
+
+    def is_done(self, folder: Path, phase: str) -> bool:
+        return phase in self.phases(folder)
+
+    def mark_done(self, folder: Path, phase: str, seconds: float) -> None:
+        phases = self.phases(folder)
+        phases[phase] = round(seconds, 3)
+        atomic_write_json(folder / "phases.json", phases)
+
+    def finished_iterations(self) -> list[int]:
+        done = []
+        for folder in sorted(self.root.glob("iter_[0-9][0-9][0-9]")):
+            if (folder / "metrics.json").is_file() and self.is_done(folder, "evaluate"):
+                done.append(int(folder.name.split("_")[1]))
+        return done
+
+    def write_summary(self, extra: dict) -> dict:
+        rows = [read_json(self.iteration(n) / "metrics.json") for n in self.finished_iterations()]
+        summary = {**extra, "iterations": rows}
+        atomic_write_json(self.root / "summary.json", summary)
+        return summary

@@ -1,0 +1,93 @@
+"""STaR's bookkeeping as pure functions: grade samples, pick what to rationalize, build training data.
+
+No model here, so each rule of the paper is testable on hand-written rows:
+
+* a sample is *kept* when its extracted answer is right (and, with ``filter="answer+rationale"``,
+  when ``task.verify_rationale`` finds no faulty step);
+* questions with no kept plain sample are retried with the hint (rationalization);
+* training examples always use the *unhinted* prompt: a rationalized completion is stored as if the
+  model had produced it without seeing the answer.
+"""
+
+from __future__ import annotations
+
+from selftaught.tasks.base import Example, Task
+
+FILTERS = ("answer", "answer+rationale")
+
+
+def grade(task: Task, example: Example, completion: str, hinted: bool, sample: int = 0) -> dict:
+    """One row of ``generated.jsonl``."""
+    answer = task.extract_answer(completion)
+    correct = task.check(answer, example)
+    problem = task.verify_rationale(example, completion) if correct else None
+    return {
+        "id": example.id,
+        "hinted": hinted,
+        "sample": sample,
+        "text": completion,
+        "answer": answer,
+        "correct": correct,
+        "verified": correct and problem is None,
+        "problem": problem,
+    }
+
+
+def is_kept(row: dict, filter_mode: str) -> bool:
+    if filter_mode not in FILTERS:
+        raise ValueError(f"unknown filter {filter_mode!r}; choose one of {FILTERS}")
+    return bool(row["correct"]) and (filter_mode == "answer" or bool(row["verified"]))
+
+
+def needs_rationalization(examples: list[Example], rows: list[dict], filter_mode: str) -> list[Example]:
+    """Examples none of whose plain samples was kept, in dataset order."""
+    solved = {row["id"] for row in rows if not row["hinted"] and is_kept(row, filter_mode)}
+    return [ex for ex in examples if ex.id not in solved]
+
+
+def training_records(task: Task, examples: list[Example], rows: list[dict], filter_mode: str) -> list[dict]:
+    """Kept samples as (unhinted prompt, completion) records, duplicates removed.
+
+    Plain samples come first; a hinted sample counts only for a question with no kept plain one.
+    """
+    by_id = {ex.id: ex for ex in examples}
+    solved = {row["id"] for row in rows if not row["hinted"] and is_kept(row, filter_mode)}
+    records, seen = [], set()
+    for row in sorted(rows, key=lambda r: r["hinted"]):  # stable: plain rows first
+        if not is_kept(row, filter_mode) or (row["hinted"] and row["id"] in solved):
+            continue
+        key = (row["id"], row["text"])
+        if key in seen:
+            continue
+        seen.add(key)
+        example = by_id[row["id"]]
+        records.append(
+            {
+                "id": example.id,
+                "prompt": task.prompt(example, hint=False),
+                "completion": row["text"],
+                "source": "rationalized" if row["hinted"] else "generated",
+            }
+        )
+    return records
+
+
+def direct_records(task: Task, examples: list[Example]) -> list[dict]:
+    """The direct fine-tuning baseline: question -> answer, no rationale."""
+    return [
+        {"id": ex.id, "prompt": task.prompt(ex), "completion": task.direct_completion(ex), "source": "direct"}
+        for ex in examples
+    ]
+
+
+def accuracy_by_bucket(task: Task, examples: list[Example], rows: list[dict]) -> tuple[float, dict]:
+    """Overall accuracy and accuracy per bucket from one graded row per example."""
+    correct = {row["id"]: bool(row["correct"]) for row in rows}
+    totals: dict[str, list[int]] = {}
+    for ex in examples:
+        hit_total = totals.setdefault(task.bucket(ex), [0, 0])
+        hit_total[0] += correct.get(ex.id, False)
+        hit_total[1] += 1
+    overall = sum(correct.get(ex.id, False) for ex in examples) / max(len(examples), 1)
+    order = sorted(totals, key=lambda b: (len(b), b))  # "2" before "10"
+    return overall, {b: totals[b][0] / totals[b][1] for b in order}

@@ -1,0 +1,55 @@
+"""The task protocol every dataset implements (arithmetic, GSM8K, CommonsenseQA, custom).
+
+A task knows its data and its grading; it knows nothing about models. The loop only ever calls:
+
+* ``load(split)`` -> examples (question and gold answer, no rationale);
+* ``prompt(example, hint=False)`` -> the text the model continues (few-shot prefix included if the
+  task has one; with ``hint=True`` the gold answer is shown, for rationalization);
+* ``extract_answer(completion)`` -> the answer the model gave, or None;
+* ``check(predicted, example)`` -> is it the gold answer;
+* ``verify_rationale(example, completion)`` -> None if the steps check out, else the first problem
+  (tasks without a process check return None);
+* ``direct_completion(example)`` -> the answer alone, for the direct fine-tuning baseline;
+* ``bucket(example)`` -> a difficulty label for reporting (digit count for arithmetic);
+* ``max_new_tokens(example)`` -> a generation budget large enough for a full rationale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Example:
+    """One (question, answer) pair. ``id`` is unique within a split; ``meta`` is task-specific."""
+
+    id: str
+    question: str
+    answer: str
+    meta: tuple = ()
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+
+    def load(self, split: str) -> list[Example]: ...
+
+    def prompt(self, example: Example, hint: bool = False) -> str: ...
+
+    def extract_answer(self, completion: str) -> str | None: ...
+
+    def check(self, predicted: str | None, example: Example) -> bool: ...
+
+    def verify_rationale(self, example: Example, completion: str) -> str | None: ...
+
+    def direct_completion(self, example: Example) -> str: ...
+
+    def bucket(self, example: Example) -> str: ...
+
+    def max_new_tokens(self, example: Example) -> int: ...
+
+
+class TaskDataError(ValueError):
+    """A dataset or few-shot file the task cannot use; the message names file, line and field."""

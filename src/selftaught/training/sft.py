@@ -1,0 +1,138 @@
+"""Supervised fine-tuning on (prompt, completion) pairs with `transformers.Trainer`.
+
+Loss is on completion tokens (rationale + answer + EOS) only: prompt tokens get label -100. Position
+ids come from the model's position scheme, computed once per example, so a digit-position model
+trains on exactly the ids it will see while generating.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from selftaught.models.positions import PERIOD, DigitPositions
+
+IGNORE = -100
+
+
+def encode_pairs(
+    tokenizer, scheme, pairs: list[tuple[str, str]], max_length: int = 2048, max_period: int = 0, seed: int = 0
+) -> list[dict]:
+    """Token ids, masked labels and position ids for each (prompt, completion).
+
+    With a digit scheme and ``max_period`` > 8, each example's columns are spaced by a random period
+    in [8, max_period] (seeded), so training covers long distances between columns.
+    """
+    prompt_ids = tokenizer([p for p, _ in pairs])["input_ids"]
+    full_ids = tokenizer([p + c for p, c in pairs])["input_ids"]
+    features = []
+    for prompt, full in zip(prompt_ids, full_ids):
+        ids = (full + [tokenizer.eos_token_id])[:max_length]
+        labels = [IGNORE] * len(prompt) + ids[len(prompt) :]
+        features.append({"input_ids": ids, "labels": labels[: len(ids)]})
+    if isinstance(scheme, DigitPositions):
+        # one vectorised pass over the right-padded block (padding is special: state untouched)
+        width = max(len(f["input_ids"]) for f in features)
+        block = torch.tensor(
+            [f["input_ids"] + [tokenizer.pad_token_id] * (width - len(f["input_ids"])) for f in features]
+        )
+        period = None
+        if max_period > PERIOD:
+            rng = torch.Generator().manual_seed(seed)
+            period = torch.randint(PERIOD, max_period + 1, (len(features),), generator=rng)
+        positions = scheme.full(block, period)[0].tolist()
+        for feat, pos in zip(features, positions):
+            feat["position_ids"] = pos[: len(feat["input_ids"])]
+    return features
+
+
+class PadCollator:
+    """Right-pads a batch; padding gets label -100 and attention mask 0."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        width = max(len(f["input_ids"]) for f in features)
+
+        def pad(key: str, value: int) -> torch.Tensor:
+            return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features])
+
+        batch = {
+            "input_ids": pad("input_ids", self.pad_id),
+            "labels": pad("labels", IGNORE),
+            "attention_mask": torch.tensor(
+                [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features]
+            ),
+        }
+        if "position_ids" in features[0]:
+            batch["position_ids"] = pad("position_ids", 0)
+        return batch
+
+
+class _Progress(TrainerCallback):
+    def __init__(self, on_step: Callable[[int, float | None], None]):
+        self.on_step, self.last_loss = on_step, None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.last_loss = logs["loss"]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.on_step(state.global_step, self.last_loss)
+
+
+def train_sft(
+    model,
+    features: list[dict],
+    pad_id: int,
+    out_dir: str | Path,
+    max_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    warmup_ratio: float = 0.05,
+    weight_decay: float = 0.0,
+    on_step: Callable[[int, float | None], None] | None = None,
+) -> list[dict]:
+    """Train in place for ``max_steps`` optimizer steps; returns the Trainer's loss log."""
+    for f in features:
+        f["length"] = len(f["input_ids"])
+    args = TrainingArguments(
+        output_dir=str(out_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(warmup_ratio * max_steps)),
+        weight_decay=weight_decay,
+        logging_steps=max(1, max_steps // 20),
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="random",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    callbacks = [_Progress(on_step)] if on_step else []
+    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        data_collator=PadCollator(pad_id),
+        callbacks=callbacks,
+    )
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    trainer.train()
+    model.eval()
+    return [entry for entry in trainer.state.log_history if "loss" in entry]

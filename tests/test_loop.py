@@ -1,0 +1,86 @@
+"""End to end on a seconds-long arithmetic run, and resume after a crash."""
+
+import pytest
+
+from selftaught import runs
+from selftaught.loop import run_star
+from tests.conftest import tiny_run_config
+
+ROW_KEYS = {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    config = tiny_run_config(tmp, loop={"iterations": 2, "filter": "answer"})
+    summary = run_star(config, tmp / "run")
+    return config, tmp / "run", summary
+
+
+def test_one_run_writes_the_run_directory(finished):
+    config, root, summary = finished
+    assert (root / "config.yaml").is_file() and (root / "summary.json").is_file()
+    for n in (1, 2):
+        folder = root / f"iter_{n:03d}"
+        generated = runs.read_jsonl(folder / "generated.jsonl")
+        assert generated and set(generated[0]) == ROW_KEYS
+        assert any(row["hinted"] for row in generated)  # rationalization ran
+        train = runs.read_jsonl(folder / "train.jsonl")
+        assert train and {"id", "prompt", "completion", "source"} <= set(train[0])
+        assert all("(" not in r["prompt"] for r in train)  # the hint never reaches training text
+        assert (folder / "checkpoint" / "model.safetensors").is_file()
+        metrics = runs.read_json(folder / "metrics.json")
+        assert set(metrics["seconds"]) == {"generate", "rationalize", "train", "evaluate"}
+    rows = summary["iterations"]
+    assert [r["iteration"] for r in rows] == [1, 2]
+    for row in rows:
+        assert {
+            "iteration",
+            "accuracy",
+            "accuracy_by_bucket",
+            "num_kept",
+            "num_rationalized",
+            "train_steps",
+            "seconds",
+        } <= set(row)
+        assert set(row["accuracy_by_bucket"]) == {"1", "2", "3"}
+        assert all(0.0 <= v <= 1.0 for v in row["accuracy_by_bucket"].values())
+    assert rows[1]["train_steps"] == round(config.train.first_steps * 1.2)
+    # M0 was trained on 1-2 digit sums only; it must beat chance on them
+    assert summary["base"]["accuracy_by_bucket"]["1"] > 0.3
+
+
+def test_rerun_into_same_directory_is_refused(finished):
+    config, root, _ = finished
+    from selftaught.config import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_star(config, root)
+
+
+def test_resume_after_crash_gives_the_same_result(finished, tmp_path, monkeypatch):
+    config, root, summary = finished
+    from selftaught import loop
+
+    calls = {"n": 0}
+    real_train = loop.Engine.train
+
+    def crash_in_second_training(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop.Engine, "train", crash_in_second_training)
+    with pytest.raises(KeyboardInterrupt):
+        run_star(config, tmp_path / "run")
+    assert runs.RunDir(tmp_path / "run").finished_iterations() == [1]
+    assert not (tmp_path / "run" / "iter_002" / "checkpoint").exists()
+    monkeypatch.setattr(loop.Engine, "train", real_train)
+    resumed = run_star(None, tmp_path / "run", resume=True)
+    for n in (1, 2):
+        name = f"iter_{n:03d}/train.jsonl"
+        assert runs.read_jsonl(tmp_path / "run" / name) == runs.read_jsonl(root / name)
+    assert [r["accuracy_by_bucket"] for r in resumed["iterations"]] == [
+        r["accuracy_by_bucket"] for r in summary["iterations"]
+    ]
