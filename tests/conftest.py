@@ -62,7 +62,7 @@ def tiny_run_config(tmp_path, **sections) -> Config:
                 "cache_dir": str(tmp_path / "cache"),
             }
         },
-        "loop": {"iterations": 1},
+        "loop": {"iterations": 1, "patience": 0},
         "train": {"first_steps": 8, "batch_size": 16},
     }
     for section, values in sections.items():

@@ -83,3 +83,8 @@ def test_resolved_config_round_trips():
     from selftaught.config import config_from_dict
 
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
+
+
+def test_default_recipe_is_the_default_config():
+    recipe = Path(__file__).parent.parent / "recipes" / "arithmetic.yaml"
+    assert load_config(recipe) == Config()

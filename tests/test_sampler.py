@@ -2,6 +2,7 @@ import torch
 
 from selftaught.generation import Generator
 from selftaught.generation.sampler import hf_generate_batch, sample_batch
+from selftaught.models import LoadedModel
 from selftaught.models.positions import make_scheme
 
 PROMPTS = ["12+34=", "1+1=", "hello world, this is longer", "9"]
@@ -26,7 +27,7 @@ def test_sampler_stops_at_eos(char_tokenizer, tiny_llama):
 
 def test_generator_keeps_prompt_order_and_samples(char_tokenizer, tiny_llama):
     scheme = make_scheme("digit", char_tokenizer)
-    gen = Generator(tiny_llama, char_tokenizer, scheme, backend="auto", batch_size=3)
+    gen = Generator(LoadedModel(tiny_llama, char_tokenizer, scheme, chat=False), backend="auto", batch_size=3)
     assert gen.backend == "sampler"
     greedy = gen.complete(PROMPTS, [5, 9, 3, 7])
     for prompt, budget, (text,) in zip(PROMPTS, [5, 9, 3, 7], greedy):

@@ -1,4 +1,4 @@
-"""Command line: ``selftaught run | report``."""
+"""Command line: ``selftaught run | eval | report | data validate``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from selftaught.config import ConfigError, load_config
+from selftaught.loop import StarError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="STaR: self-taught reasoning for HF models.")
 err_console = Console(stderr=True)
@@ -29,7 +30,7 @@ def _fail(err: BaseException, debug: bool) -> None:
     raise typer.Exit(2)
 
 
-USER_ERRORS = (ConfigError, UserError, FileNotFoundError, PermissionError, ValueError)
+USER_ERRORS = (ConfigError, UserError, FileNotFoundError, PermissionError, ValueError, StarError)
 
 
 @app.command()
@@ -76,6 +77,77 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run directory"), debu
         _fail(err, debug)
     out_console.print(table)
     out_console.print(f"plot: {plot}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Argument(..., help="model folder, hub id, run directory, or 'embedded'"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipe giving the task and model settings"),
+    overrides: list[str] = typer.Option([], "--set", help="dotted override, e.g. --set task.name=gsm8k"),
+    iteration: Optional[int] = typer.Option(None, "--iteration", help="with a run directory: which checkpoint"),
+    samples: int = typer.Option(1, "--samples", help="k samples per question for maj@k and pass@k"),
+    temperature: float = typer.Option(0.7, "--temperature", help="sampling temperature for --samples > 1"),
+    split: str = typer.Option("test", "--split"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result here"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k."""
+    import json
+
+    from selftaught.evaluate import evaluate_model, resolve_model
+    from selftaught.models.base import ensure_base_model
+    from selftaught.tasks import make_task
+    from selftaught.ui import Reporter
+
+    try:
+        config = load_config(recipe, overrides)
+        if samples > 1 and temperature <= 0:
+            raise UserError("--samples > 1 needs --temperature > 0")
+        if model == "embedded":
+            path = str(ensure_base_model(config, make_task(config), Reporter(err_console)))
+        else:
+            path = resolve_model(model, config, iteration)
+        result = evaluate_model(config, path, samples, temperature, split)
+        if json_out:
+            json_out.write_text(json.dumps(result, indent=2) + "\n")
+    except USER_ERRORS as err:
+        _fail(err, debug)
+    out_console.print_json(data=result)
+
+
+data_app = typer.Typer(help="Check datasets before a long run.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("validate")
+def data_validate(
+    task: str = typer.Option(..., "--task", help="gsm8k | commonsenseqa | jsonl"),
+    path: str = typer.Option(..., "--path", help="dataset file (or datasets id for jsonl)"),
+    overrides: list[str] = typer.Option([], "--set", help="e.g. --set task.data.question_field=prompt"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Count valid and invalid rows, with file:line reasons."""
+    import json
+
+    from selftaught.tasks.validate import validate_dataset
+
+    try:
+        config = load_config(None, [f"task.name={task}", *overrides])
+        report = validate_dataset(config, path)
+    except USER_ERRORS as err:
+        _fail(err, debug)
+    if as_json:
+        print(json.dumps(report))
+        return
+    out_console.print(f"{path}: [green]{report['valid']} valid[/green], [red]{report['invalid']} invalid[/red]")
+    for line in report["problems"][:50]:
+        out_console.print(f"  {line}", highlight=False)
+    for key, value in report.items():
+        if key not in ("valid", "invalid", "problems") and not isinstance(value, list):
+            out_console.print(f"  {key}: {value}")
+    if report["invalid"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -53,9 +53,48 @@ class ArithmeticConfig:
 
 
 @dataclass
+class DataConfig:
+    """Question/answer data for gsm8k, commonsenseqa and jsonl tasks.
+
+    ``train`` / ``test`` take a local file (.jsonl, .json or .csv) or a `datasets` id (loaded with
+    ``datasets.load_dataset(id, dataset_config, split=...)``); few-shot files use the STaR release's
+    format: blocks ``Q: ...`` / ``A: ...`` separated by blank lines.
+    """
+
+    train: str = ""  # path or datasets id of the training questions
+    test: str = ""  # path or datasets id of the evaluation questions
+    dataset_config: str = ""  # datasets config name (e.g. "main" for openai/gsm8k)
+    train_split: str = "train"  # split names when train/test are datasets ids
+    test_split: str = "test"
+    few_shot: str = ""  # few-shot prompt file ("" = zero-shot)
+    few_shot_hinted: str = ""  # hinted few-shot file ("" = derived from few_shot)
+    question_field: str = "question"  # jsonl task: field names (dotted for nested: question.stem)
+    answer_field: str = "answer"
+    id_field: str = ""  # "" = the row number
+    answer_pattern: str = ""  # jsonl task: regex whose group 1 is the answer ("" = task default)
+    normalizer: str = "text"  # jsonl task: text | number | choice
+    max_examples: int = 0  # use only the first N rows of each split (0 = all)
+    max_new_tokens: int = 256  # generation budget for one rationale
+
+    def __post_init__(self):
+        _choice("task.data", "normalizer", self.normalizer, ("text", "number", "choice"))
+        _require(self.max_examples >= 0, f"task.data.max_examples must be >= 0, got {self.max_examples}")
+        _require(self.max_new_tokens >= 1, f"task.data.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.answer_pattern:
+            import re
+
+            try:
+                compiled = re.compile(self.answer_pattern)
+            except re.error as err:
+                raise ConfigError(f"task.data.answer_pattern is not a valid regex: {err}") from None
+            _require(compiled.groups >= 1, "task.data.answer_pattern needs one capturing group for the answer")
+
+
+@dataclass
 class TaskConfig:
-    name: str = "arithmetic"  # registered task name, or package.module:Class for your own
+    name: str = "arithmetic"  # arithmetic | gsm8k | commonsenseqa | jsonl | package.module:Class
     arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
         _require(isinstance(self.name, str) and self.name != "", "task.name must be a non-empty string")
@@ -90,21 +129,48 @@ class BaseModelConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA through PEFT: train adapters only; merged into the weights for generation."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = "all-linear"  # PEFT's shorthand, or comma-separated module names
+
+    def __post_init__(self):
+        _require(self.r >= 1, f"model.lora.r must be >= 1, got {self.r}")
+        _require(self.alpha >= 1, f"model.lora.alpha must be >= 1, got {self.alpha}")
+        _require(0 <= self.dropout < 1, f"model.lora.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = "embedded"  # 'embedded' (tiny model trained here), a local path or a hub id
+    trust_remote_code: bool = False  # only for models whose code you have read
+    device: str = "auto"  # auto (cuda if present) | cpu | cuda
+    dtype: str = "auto"  # auto (bf16 on cuda, fp32 on cpu) | float32 | bfloat16 | float16
+    chat_template: str = "auto"  # auto (use the tokenizer's if it has one) | on | off
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self):
+        _require(isinstance(self.name_or_path, str) and self.name_or_path != "", "model.name_or_path is empty")
+        _choice("model", "device", self.device, ("auto", "cpu", "cuda"))
+        _choice("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _choice("model", "chat_template", self.chat_template, ("auto", "on", "off"))
 
 
 @dataclass
 class GenerationConfig:
-    backend: str = "auto"  # auto (sampler for digit positions, else hf) | sampler | hf
+    backend: str = "auto"  # auto (sampler for digit positions, else hf) | sampler | hf | vllm
     batch_size: int = 500  # prompts per forward batch
     num_samples: int = 1  # rationales sampled per question
     temperature: float = 0.0  # 0 = greedy, as in the paper
     top_p: float = 1.0
 
     def __post_init__(self):
-        _choice("generation", "backend", self.backend, ("auto", "sampler", "hf"))
+        _choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
         _require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
         _require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")
         _require(self.temperature >= 0, f"generation.temperature must be >= 0, got {self.temperature}")
@@ -123,8 +189,13 @@ class TrainConfig:
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 1  # effective batch = batch_size x this
+    gradient_checkpointing: bool = False  # trade compute for memory (GPU, large models)
+    max_length: int = 2048  # tokens per training example (longer ones are truncated)
 
     def __post_init__(self):
+        _require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
+        _require(self.max_length >= 8, f"train.max_length must be >= 8, got {self.max_length}")
         _require(self.first_steps >= 1, f"train.first_steps must be >= 1, got {self.first_steps}")
         _require(self.steps_growth >= 1.0, f"train.steps_growth must be >= 1, got {self.steps_growth}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
@@ -143,11 +214,16 @@ class LoopConfig:
     rationalization: bool = True  # retry wrong questions with the answer as a hint
     filter: str = "answer+rationale"  # answer | answer+rationale (also require verify_rationale)
     restart_from_base: bool = True  # paper: fine-tune the original M0 each iteration; False continues
+    few_shot_in_training: bool = False  # keep the few-shot prefix in stored training prompts
+    patience: int = 1  # stop once this many iterations in a row improve accuracy by < min_improvement (0 = never)
+    min_improvement: float = 0.005  # accuracy gain (fraction) that counts as progress
 
     def __post_init__(self):
         _require(self.iterations >= 1, f"loop.iterations must be >= 1, got {self.iterations}")
         _choice("loop", "mode", self.mode, ("star", "direct"))
         _choice("loop", "filter", self.filter, ("answer", "answer+rationale"))
+        _require(self.patience >= 0, f"loop.patience must be >= 0, got {self.patience}")
+        _require(self.min_improvement >= 0, f"loop.min_improvement must be >= 0, got {self.min_improvement}")
 
 
 @dataclass

@@ -12,16 +12,21 @@ Each phase records completion in the run directory, so ``resume`` redoes only un
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from selftaught import runs, star
 from selftaught.config import Config, ConfigError, config_from_dict
 from selftaught.generation import Generator
-from selftaught.models import load_model, save_model, scheme_name
+from selftaught.models import load_model, load_tokenizer, render_prompt, save_model, scheme_name, use_chat
 from selftaught.models.base import ensure_base_model
 from selftaught.tasks import Example, Task, make_task
-from selftaught.training.sft import encode_pairs, train_sft
+from selftaught.training.sft import add_lora, encode_pairs, train_sft
 from selftaught.ui import SILENT, Reporter
+
+
+class StarError(RuntimeError):
+    """The loop cannot go on (e.g. nothing was kept to train on); the message says what to check."""
 
 
 class Engine:
@@ -33,25 +38,23 @@ class Engine:
         self.train_set: list[Example] = self.task.load("train")
         self.test_set: list[Example] = self.task.load("test")
         self.base_path = ensure_base_model(config, self.task, reporter)
-        self._generator: tuple[str, Generator] | None = None
+        self._generator: tuple[str, object] | None = None
 
-    def generator(self, model_path: Path | str) -> Generator:
+    def generator(self, model_path: Path | str):
         """A generator for the model at ``model_path`` (loaded once, reused across phases)."""
         if self._generator is None or self._generator[0] != str(model_path):
-            model, tokenizer, scheme = load_model(model_path)
-            g = self.config.generation
-            self._generator = (str(model_path), Generator(model, tokenizer, scheme, g.backend, g.batch_size))
+            self._generator = None  # free the previous model before loading the next
+            self._generator = (str(model_path), make_generator(model_path, self.config))
         return self._generator[1]
 
-    def sample(self, generator: Generator, examples: list[Example], hint: bool, label: str) -> list[dict]:
-        """Generate and grade ``num_samples`` completions per example."""
+    def sample(self, generator, examples: list[Example], hint: bool, label: str, greedy: bool = False) -> list[dict]:
+        """Generate and grade completions (``num_samples`` each, or one greedy) per example."""
         g = self.config.generation
+        num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
         prompts = [self.task.prompt(ex, hint=hint) for ex in examples]
         budgets = [self.task.max_new_tokens(ex) for ex in examples]
-        with self.reporter.phase(label, total=len(prompts) * g.num_samples) as advance:
-            outs = generator.complete(
-                prompts, budgets, g.num_samples, g.temperature, g.top_p, self.config.seed, on_batch=advance
-            )
+        with self.reporter.phase(label, total=len(prompts) * num_samples) as advance:
+            outs = generator.complete(prompts, budgets, num_samples, temperature, g.top_p, self.config.seed, advance)
         return [
             star.grade(self.task, ex, text, hint, k)
             for ex, texts in zip(examples, outs)
@@ -60,40 +63,55 @@ class Engine:
 
     def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
         """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
-        generator = self.generator(model_path)
-        prompts = [self.task.prompt(ex) for ex in self.test_set]
-        budgets = [self.task.max_new_tokens(ex) for ex in self.test_set]
-        with self.reporter.phase(label, total=len(prompts)) as advance:
-            outs = generator.complete(prompts, budgets, on_batch=advance)
-        rows = [star.grade(self.task, ex, texts[0], False) for ex, texts in zip(self.test_set, outs)]
+        rows = self.sample(self.generator(model_path), self.test_set, False, label, greedy=True)
         runs.atomic_write_jsonl(folder / "eval.jsonl", rows)
         accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
         return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
 
     def train(self, init_path: Path | str, records: list[dict], steps: int, folder: Path, label: str) -> None:
         """Fine-tune the model at ``init_path`` on ``records``; save to ``folder/checkpoint``."""
-        model, tokenizer, scheme = load_model(init_path)
-        t = self.config.train
-        pairs = [(r["prompt"], r["completion"]) for r in records]
+        self._generator = None  # training needs the memory more than a cached generator
+        cfg, t = self.config, self.config.train
+        lm = load_model(init_path, cfg.model)
+        model = lm.model
+        lora = cfg.model.lora
+        if lora.enabled:
+            model = add_lora(model, lora.r, lora.alpha, lora.dropout, lora.target_modules)
+        pairs = [(lm.render(r["prompt"]), r["completion"]) for r in records]
         features = encode_pairs(
-            tokenizer, scheme, pairs, max_period=self.config.model.base.max_period, seed=self.config.seed
+            lm.tokenizer, lm.scheme, pairs, t.max_length, cfg.model.base.max_period, cfg.seed, lm.add_special_tokens
         )
         with self.reporter.phase(label, total=steps) as advance:
             log = train_sft(
-                model,
-                features,
-                tokenizer.pad_token_id,
-                folder / ".trainer",
-                max_steps=steps,
-                batch_size=t.batch_size,
-                learning_rate=t.learning_rate,
-                seed=self.config.seed,
-                warmup_ratio=t.warmup_ratio,
-                weight_decay=t.weight_decay,
-                on_step=lambda step, loss: advance(1),
-            )
+                model, features, lm.tokenizer.pad_token_id, folder / ".trainer", steps, t.batch_size,
+                t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
+                t.gradient_checkpointing, on_step=lambda step, loss: advance(1),
+            )  # fmt: skip
         runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
-        runs.atomic_save_dir(folder / "checkpoint", lambda tmp: save_model(model, tokenizer, scheme_name(scheme), tmp))
+        # an adapter is saved on its own when its base is a plain model folder; otherwise merged
+        adapter_base = str(init_path) if lora.enabled and not _is_adapter(init_path) else None
+        if lora.enabled and adapter_base is None:
+            model = model.merge_and_unload()
+        runs.atomic_save_dir(
+            folder / "checkpoint",
+            lambda tmp: save_model(model, lm.tokenizer, scheme_name(lm.scheme), tmp, base_model=adapter_base),
+        )
+
+
+def _is_adapter(path: Path | str) -> bool:
+    return (Path(str(path)) / "adapter_config.json").is_file()
+
+
+def make_generator(model_path: Path | str, config: Config):
+    """The configured generation backend for the model at ``model_path``."""
+    g = config.generation
+    if g.backend == "vllm":
+        from selftaught.generation.vllm import VLLMGenerator
+
+        tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
+        chat = use_chat(tokenizer, config.model, model_path)
+        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed)
+    return Generator(load_model(model_path, config.model), g.backend, g.batch_size)
 
 
 def _phase(engine: Engine, folder: Path, name: str, work) -> None:
@@ -142,16 +160,21 @@ def _iteration(engine: Engine, n: int) -> dict:
 
         _phase(engine, folder, "rationalize", rationalize)
         rows = runs.read_jsonl(generated)
-        records = star.training_records(engine.task, engine.train_set, rows, cfg.loop.filter)
+        records = star.training_records(
+            engine.task, engine.train_set, rows, cfg.loop.filter, cfg.loop.few_shot_in_training
+        )
     else:
-        rows, records = [], star.direct_records(engine.task, engine.train_set)
+        rows, records = [], star.direct_records(engine.task, engine.train_set, cfg.loop.few_shot_in_training)
     if not (folder / "train.jsonl").is_file():
         runs.atomic_write_jsonl(folder / "train.jsonl", records)
 
     steps = cfg.train.steps_for(n)
     init = engine.base_path if cfg.loop.restart_from_base else previous
     if not records:
-        raise RuntimeError(f"iteration {n}: no sample was kept, nothing to train on (try rationalization)")
+        raise StarError(
+            f"iteration {n}: no rationale reached the right answer, so there is nothing to train on; "
+            "check the few-shot prompt and answer extraction with `selftaught eval`"
+        )
     _phase(engine, folder, "train", lambda: engine.train(init, records, steps, folder, f"iter {n}: train"))
 
     def evaluate():
@@ -176,6 +199,20 @@ def _iteration(engine: Engine, n: int) -> dict:
     metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
     runs.atomic_write_json(folder / "metrics.json", metrics)
     return metrics
+
+
+def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
+    """True when each of the last ``patience`` iterations gained less than ``min_improvement``.
+
+    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}, {"accuracy": 0.901}], 1, 0.005)
+    True
+    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}], 1, 0.005)
+    False
+    """
+    if patience <= 0 or len(rows) <= patience:
+        return False
+    recent = [b["accuracy"] - a["accuracy"] for a, b in zip(rows[-patience - 1 : -1], rows[-patience:])]
+    return all(gain < min_improvement for gain in recent)
 
 
 def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, runs.RunDir]:
@@ -216,5 +253,9 @@ def run_star(
         _iteration(engine, n)
         summary = run.write_summary(extra)
         reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
+        if saturated([extra["base"], *summary["iterations"]], config.loop.patience, config.loop.min_improvement):
+            reporter.log(f"accuracy saturated (patience {config.loop.patience}); stopping after iteration {n}")
+            extra["stopped_early"] = n
+            break
     extra["seconds_this_session"] = round(time.perf_counter() - start, 1)
     return run.write_summary(extra)

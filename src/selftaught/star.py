@@ -45,10 +45,13 @@ def needs_rationalization(examples: list[Example], rows: list[dict], filter_mode
     return [ex for ex in examples if ex.id not in solved]
 
 
-def training_records(task: Task, examples: list[Example], rows: list[dict], filter_mode: str) -> list[dict]:
+def training_records(
+    task: Task, examples: list[Example], rows: list[dict], filter_mode: str, few_shot: bool = False
+) -> list[dict]:
     """Kept samples as (unhinted prompt, completion) records, duplicates removed.
 
     Plain samples come first; a hinted sample counts only for a question with no kept plain one.
+    ``few_shot`` keeps the few-shot prefix in the stored prompt (the paper found it helps).
     """
     by_id = {ex.id: ex for ex in examples}
     solved = {row["id"] for row in rows if not row["hinted"] and is_kept(row, filter_mode)}
@@ -64,7 +67,7 @@ def training_records(task: Task, examples: list[Example], rows: list[dict], filt
         records.append(
             {
                 "id": example.id,
-                "prompt": task.prompt(example, hint=False),
+                "prompt": task.prompt(example, hint=False, few_shot=few_shot),
                 "completion": row["text"],
                 "source": "rationalized" if row["hinted"] else "generated",
             }
@@ -72,10 +75,15 @@ def training_records(task: Task, examples: list[Example], rows: list[dict], filt
     return records
 
 
-def direct_records(task: Task, examples: list[Example]) -> list[dict]:
+def direct_records(task: Task, examples: list[Example], few_shot: bool = False) -> list[dict]:
     """The direct fine-tuning baseline: question -> answer, no rationale."""
     return [
-        {"id": ex.id, "prompt": task.prompt(ex), "completion": task.direct_completion(ex), "source": "direct"}
+        {
+            "id": ex.id,
+            "prompt": task.prompt(ex, few_shot=few_shot),
+            "completion": task.direct_completion(ex),
+            "source": "direct",
+        }
         for ex in examples
     ]
 

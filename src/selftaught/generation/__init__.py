@@ -1,7 +1,8 @@
-"""Generators turn prompts into completions; the loop does not care which one runs.
+"""Generators turn task prompts into completions; the loop does not care which one runs.
 
-``sampler`` is selftaught's own KV-cache loop (needed for digit positions, fine for any HF model);
-``hf`` is `transformers`' `generate`, kept beside it as the library path.
+* ``sampler``: selftaught's own KV-cache loop (needed for digit positions, fine for any HF model);
+* ``hf``: `transformers`' `generate`, the library path;
+* ``vllm``: vLLM on a GPU (optional extra ``selftaught[vllm]``, imported only when chosen).
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ from collections.abc import Callable
 import torch
 
 from selftaught.generation.sampler import hf_generate_batch, sample_batch
+from selftaught.models import LoadedModel
 from selftaught.models.positions import DigitPositions
 
-BACKENDS = ("auto", "sampler", "hf")
+BACKENDS = ("auto", "sampler", "hf", "vllm")
+
+
+def resolve_backend(backend: str, loaded: LoadedModel) -> str:
+    digit = isinstance(loaded.scheme, DigitPositions)
+    if backend == "auto":
+        return "sampler" if digit else "hf"
+    if backend in ("hf", "vllm") and digit:
+        raise ValueError(f"generation.backend={backend} cannot pass digit positions; use 'sampler' or 'auto'")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r}; choose one of {BACKENDS}")
+    return backend
 
 
 class Generator:
-    def __init__(self, model, tokenizer, scheme, backend: str = "auto", batch_size: int = 256):
-        if backend == "auto":
-            backend = "sampler" if isinstance(scheme, DigitPositions) else "hf"
-        if backend == "hf" and isinstance(scheme, DigitPositions):
-            raise ValueError("generation.backend=hf cannot pass digit positions; use 'sampler'")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown generation backend {backend!r}; choose one of {BACKENDS}")
-        self.model, self.tokenizer, self.scheme = model, tokenizer, scheme
-        self.backend, self.batch_size = backend, batch_size
+    """Batched completion with the in-process model (``sampler`` or ``hf`` backend)."""
+
+    def __init__(self, loaded: LoadedModel, backend: str = "auto", batch_size: int = 256):
+        self.loaded, self.batch_size = loaded, batch_size
+        self.backend = resolve_backend(backend, loaded)
 
     def complete(
         self,
@@ -37,26 +46,31 @@ class Generator:
         seed: int = 0,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[str]]:
-        """``num_samples`` completions per prompt, in prompt order.
+        """``num_samples`` completions per task prompt, in prompt order.
 
         Jobs are sorted by token budget and prompt length so that each batch pads little and stops
         early; each batch gets its own seed, so results do not depend on what ran before.
         """
+        lm = self.loaded
+        rendered = [lm.render(p) for p in prompts]
         jobs = [(i, s) for i in range(len(prompts)) for s in range(num_samples)]
-        jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(prompts[job[0]])))
+        jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(rendered[job[0]])))
         results: list[list[str]] = [[""] * num_samples for _ in prompts]
-        self.model.eval()
+        lm.model.eval()
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
-            texts = [prompts[i] for i, _ in batch]
+            texts = [rendered[i] for i, _ in batch]
             budgets = [max_new_tokens[i] for i, _ in batch]
             if self.backend == "sampler":
                 outs = sample_batch(
-                    self.model, self.tokenizer, self.scheme, texts, budgets, temperature, top_p, seed + start
-                )
+                    lm.model, lm.tokenizer, lm.scheme, texts, budgets, temperature, top_p, seed + start,
+                    lm.add_special_tokens,
+                )  # fmt: skip
             else:
                 torch.manual_seed(seed + start)
-                outs = hf_generate_batch(self.model, self.tokenizer, texts, budgets, temperature, top_p)
+                outs = hf_generate_batch(
+                    lm.model, lm.tokenizer, texts, budgets, temperature, top_p, lm.add_special_tokens
+                )
             for (i, s), text in zip(batch, outs):
                 results[i][s] = text
             if on_batch:

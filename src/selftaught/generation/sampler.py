@@ -36,13 +36,14 @@ def sample_batch(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
+    add_special_tokens: bool = True,
 ) -> list[str]:
     """Complete each prompt once; returns the completions (special tokens removed).
 
     ``max_new_tokens`` may be one budget or one per prompt (a row stops at its own budget).
     """
     device = next(model.parameters()).device
-    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
     input_ids, mask = enc["input_ids"], enc["attention_mask"]
     digit = isinstance(scheme, DigitPositions)
     if digit:
@@ -89,12 +90,18 @@ def sample_batch(
 
 @torch.inference_mode()
 def hf_generate_batch(
-    model, tokenizer, prompts: list[str], max_new_tokens: int | list[int], temperature: float = 0.0, top_p: float = 1.0
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int | list[int],
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    add_special_tokens: bool = True,
 ) -> list[str]:
     """The library path: `model.generate` with ordinary positions (any HF causal LM)."""
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     device = next(model.parameters()).device
-    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
     sampling = temperature > 0
     out = model.generate(
         **enc,

@@ -1,33 +1,116 @@
-"""Loading any causal LM (the embedded default or a Hugging Face model) with its position scheme."""
+"""Loading any causal LM (the embedded default or a Hugging Face model) with its position scheme.
+
+A model folder written by selftaught holds either full weights or a PEFT adapter; an adapter folder
+also records the base model it belongs to (``selftaught.json``), and is merged into the base weights on
+load, since generation backends want plain weights.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from selftaught.config import ConfigError, ModelConfig
 from selftaught.models.embedded import load_meta, save_meta
-from selftaught.models.positions import make_scheme
+from selftaught.models.positions import DigitPositions, make_scheme
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_model(path: str | Path):
-    """(model, tokenizer, position scheme) from a local folder or hub id."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    scheme: object
+    chat: bool  # prompts go through the tokenizer's chat template
+
+    def render(self, prompt: str) -> str:
+        """The text the model sees for a task prompt (chat-wrapped for instruct models)."""
+        return render_prompt(self.tokenizer, self.chat, prompt)
+
+    @property
+    def add_special_tokens(self) -> bool:
+        return not self.chat  # a rendered chat template already holds its special tokens
+
+
+def render_prompt(tokenizer, chat: bool, prompt: str) -> str:
+    if not chat:
+        return prompt
+    messages = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def pick_device(config: ModelConfig) -> str:
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("model.device=cuda but no CUDA device is visible")
+    return config.device
+
+
+def pick_dtype(config: ModelConfig, device: str) -> torch.dtype:
+    if config.dtype == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return DTYPES[config.dtype]
+
+
+def _adapter_base(path: Path) -> str | None:
+    if (path / "adapter_config.json").is_file():
+        return load_meta(path).get("base_model") or json.loads((path / "adapter_config.json").read_text()).get(
+            "base_model_name_or_path"
+        )
+    return None
+
+
+def load_tokenizer(path: str | Path, config: ModelConfig):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=config.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load the tokenizer of {path}: {str(err).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    model.eval()
-    scheme = make_scheme(load_meta(path)["positions"] if Path(path).is_dir() else "sequential", tokenizer)
-    return model, tokenizer, scheme
+    return tokenizer
 
 
-def save_model(model, tokenizer, scheme_name: str, path: str | Path) -> None:
+def use_chat(tokenizer, config: ModelConfig, path) -> bool:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if config.chat_template == "on" and not has_template:
+        raise ConfigError(f"model.chat_template=on but the tokenizer of {path} has no chat template")
+    return config.chat_template == "on" or (config.chat_template == "auto" and has_template)
+
+
+def load_model(path: str | Path, config: ModelConfig | None = None) -> LoadedModel:
+    """Model, tokenizer, position scheme and chat flag from a local folder or a hub id."""
+    config = config or ModelConfig()
+    device = pick_device(config)
+    local = Path(str(path))
+    base = _adapter_base(local) if local.is_dir() else None
+    kwargs = {"dtype": pick_dtype(config, device), "trust_remote_code": config.trust_remote_code}
+    tokenizer = load_tokenizer(path, config)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base or path), **kwargs)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load model {path}: {str(err).splitlines()[0]}") from None
+    if base is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    model.to(device).eval()
+    scheme = make_scheme(load_meta(local)["positions"] if local.is_dir() else "sequential", tokenizer)
+    return LoadedModel(model, tokenizer, scheme, use_chat(tokenizer, config, path))
+
+
+def save_model(model, tokenizer, scheme_name: str, path: str | Path, base_model: str | None = None) -> None:
+    """Full weights (safetensors), or only the adapter for a PEFT model, plus tokenizer and meta."""
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    save_meta(path, scheme_name)
+    save_meta(path, scheme_name, base_model)
 
 
 def scheme_name(scheme) -> str:
-    return "digit" if type(scheme).__name__ == "DigitPositions" else "sequential"
+    return "digit" if isinstance(scheme, DigitPositions) else "sequential"

@@ -65,8 +65,9 @@ def build_tiny_llama(
     return LlamaForCausalLM(config)
 
 
-def save_meta(path: str | Path, positions: str) -> None:
-    (Path(path) / META_FILE).write_text(json.dumps({"positions": positions}) + "\n")
+def save_meta(path: str | Path, positions: str, base_model: str | None = None) -> None:
+    meta = {"positions": positions, **({"base_model": str(base_model)} if base_model else {})}
+    (Path(path) / META_FILE).write_text(json.dumps(meta) + "\n")
 
 
 def load_meta(path: str | Path) -> dict:

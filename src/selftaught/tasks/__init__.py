@@ -14,7 +14,25 @@ def _arithmetic(config: Config) -> ArithmeticTask:
     return ArithmeticTask(c.train_digits, c.test_digits, c.train_per_digit, c.test_per_digit, c.format, config.seed)
 
 
-REGISTRY = {"arithmetic": _arithmetic}
+def _gsm8k(config: Config) -> Task:
+    from selftaught.tasks.gsm8k import GSM8KTask
+
+    return GSM8KTask(config.task.data)
+
+
+def _commonsenseqa(config: Config) -> Task:
+    from selftaught.tasks.commonsenseqa import CommonsenseQATask
+
+    return CommonsenseQATask(config.task.data)
+
+
+def _jsonl(config: Config) -> Task:
+    from selftaught.tasks.jsonl import JsonlTask
+
+    return JsonlTask(config.task.data)
+
+
+REGISTRY = {"arithmetic": _arithmetic, "gsm8k": _gsm8k, "commonsenseqa": _commonsenseqa, "jsonl": _jsonl}
 
 
 def make_task(config: Config) -> Task:

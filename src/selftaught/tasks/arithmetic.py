@@ -279,7 +279,8 @@ class ArithmeticTask:
             self._build()
         return set(self._test_pairs)
 
-    def prompt(self, example: Example, hint: bool = False) -> str:
+    def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str:
+        """The question in the model's format (arithmetic has no few-shot prefix)."""
         a, b = _operands(example.question)
         answer = example.answer if hint else None
         return compact_prompt(a, b, answer) if self.format == "compact" else scratchpad_prompt(a, b, answer)

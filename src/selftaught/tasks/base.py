@@ -3,8 +3,9 @@
 A task knows its data and its grading; it knows nothing about models. The loop only ever calls:
 
 * ``load(split)`` -> examples (question and gold answer, no rationale);
-* ``prompt(example, hint=False)`` -> the text the model continues (few-shot prefix included if the
-  task has one; with ``hint=True`` the gold answer is shown, for rationalization);
+* ``prompt(example, hint=False, few_shot=True)`` -> the text the model continues (the few-shot prefix
+  when the task has one and ``few_shot``; with ``hint=True`` the gold answer is shown, for
+  rationalization);
 * ``extract_answer(completion)`` -> the answer the model gave, or None;
 * ``check(predicted, example)`` -> is it the gold answer;
 * ``verify_rationale(example, completion)`` -> None if the steps check out, else the first problem
@@ -36,7 +37,7 @@ class Task(Protocol):
 
     def load(self, split: str) -> list[Example]: ...
 
-    def prompt(self, example: Example, hint: bool = False) -> str: ...
+    def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str: ...
 
     def extract_answer(self, completion: str) -> str | None: ...
 

@@ -1,0 +1,88 @@
+"""Scoring a model on a task's test split: greedy accuracy, maj@k (self-consistency) and pass@k.
+
+With these and the run modes, every row of the paper's tables can be rebuilt with one model:
+few-shot direct (``task.data.few_shot_style=direct``), few-shot chain of thought (the default prompt),
+direct fine-tuning (``loop.mode=direct``), STaR with and without rationalization (run checkpoints).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from selftaught import star
+from selftaught.config import Config, ConfigError
+from selftaught.tasks import Example, Task
+
+
+def majority(answers: list[str | None]) -> str | None:
+    """Most common non-empty answer; ties go to the one seen first.
+
+    >>> majority(["3", None, "4", "4", "3"])
+    '3'
+    >>> majority([None, None]) is None
+    True
+    """
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == best)
+
+
+def score_samples(task: Task, examples: list[Example], samples: list[list[str]]) -> dict:
+    """maj@k and pass@k over k sampled completions per example (k = len of each list)."""
+    maj_hits = pass_hits = 0
+    for example, texts in zip(examples, samples):
+        answers = [task.extract_answer(t) for t in texts]
+        maj_hits += task.check(majority(answers), example)
+        pass_hits += any(task.check(a, example) for a in answers)
+    n = max(len(examples), 1)
+    k = len(samples[0]) if samples else 0
+    return {f"maj@{k}": maj_hits / n, f"pass@{k}": pass_hits / n}
+
+
+def resolve_model(target: str, config: Config, iteration: int | None = None) -> str:
+    """A model path from what the user named: a run directory (its last or given checkpoint),
+    ``embedded`` (the cached M0), or a model folder / hub id as is."""
+    path = Path(target)
+    if (path / "config.yaml").is_file() and (path / "base").exists():
+        from selftaught.runs import RunDir
+
+        run = RunDir(path)
+        done = run.finished_iterations()
+        if iteration == 0 or (iteration is None and not done):
+            summary = path / "summary.json"
+            if summary.is_file():
+                from selftaught.runs import read_json
+
+                return read_json(summary)["base_model"]
+            raise ConfigError(f"{path} has no finished iteration and no summary.json")
+        n = iteration if iteration is not None else done[-1]
+        if n not in done:
+            raise ConfigError(f"{path} has no finished iteration {n} (finished: {done})")
+        return str(run.iteration(n) / "checkpoint")
+    return target
+
+
+def evaluate_model(
+    config: Config, model_path: str, num_samples: int = 1, temperature: float = 0.0, split: str = "test"
+) -> dict:
+    """Greedy accuracy per bucket, plus maj@k / pass@k when ``num_samples`` > 1."""
+    from selftaught.loop import make_generator
+    from selftaught.tasks import make_task
+
+    task = make_task(config)
+    examples = task.load(split)
+    generator = make_generator(model_path, config)
+    prompts = [task.prompt(ex) for ex in examples]
+    budgets = [task.max_new_tokens(ex) for ex in examples]
+    greedy = generator.complete(prompts, budgets, seed=config.seed)
+    rows = [star.grade(task, ex, texts[0], False) for ex, texts in zip(examples, greedy)]
+    accuracy, by_bucket = star.accuracy_by_bucket(task, examples, rows)
+    result = {"model": model_path, "task": task.name, "split": split, "num_examples": len(examples)}
+    result |= {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
+    if num_samples > 1:
+        sampled = generator.complete(prompts, budgets, num_samples, temperature, config.generation.top_p, config.seed)
+        result |= score_samples(task, examples, sampled)
+    return result

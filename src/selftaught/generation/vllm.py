@@ -1,0 +1,59 @@
+"""vLLM generation (GPU). Imported only when ``generation.backend=vllm`` is chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from selftaught.config import ConfigError, ModelConfig
+
+INSTALL_HINT = "generation.backend=vllm needs vLLM: pip install 'selftaught[vllm]' (Linux + CUDA GPU)"
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return vllm
+
+
+def merged_weights(path: str | Path, config: ModelConfig) -> str:
+    """vLLM loads plain weights: merge a LoRA adapter once into ``path/merged`` and return that."""
+    path = Path(str(path))
+    if not (path / "adapter_config.json").is_file():
+        return str(path)
+    merged = path / "merged"
+    if not (merged / "config.json").is_file():
+        from selftaught.models import load_model, save_model
+        from selftaught.runs import atomic_save_dir
+
+        lm = load_model(path, config)
+        atomic_save_dir(merged, lambda tmp: save_model(lm.model, lm.tokenizer, "sequential", tmp))
+    return str(merged)
+
+
+class VLLMGenerator:
+    """Same ``complete`` contract as `Generator`, with prompts already rendered by ``render``."""
+
+    def __init__(self, path: str | Path, config: ModelConfig, render: Callable[[str], str], seed: int = 0):
+        vllm = import_vllm()
+        self.vllm, self.render = vllm, render
+        self.llm = vllm.LLM(
+            model=merged_weights(path, config),
+            trust_remote_code=config.trust_remote_code,
+            dtype="bfloat16" if config.dtype == "auto" else config.dtype,
+            seed=seed,
+        )
+
+    def complete(self, prompts, max_new_tokens, num_samples=1, temperature=0.0, top_p=1.0, seed=0, on_batch=None):
+        params = [
+            self.vllm.SamplingParams(
+                n=num_samples, temperature=temperature, top_p=top_p, max_tokens=budget, seed=seed + i
+            )
+            for i, budget in enumerate(max_new_tokens)
+        ]
+        outputs = self.llm.generate([self.render(p) for p in prompts], params, use_tqdm=False)
+        if on_batch:
+            on_batch(len(prompts) * num_samples)
+        return [[choice.text for choice in out.outputs] for out in outputs]

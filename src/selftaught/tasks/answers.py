@@ -1,0 +1,363 @@
+"""Answer extraction and checking for GSM8K-style numbers and multiple choice, as plain functions.
+
+Every function takes untrusted model output, so each one is linear-time (regexes without nested
+quantifiers, bounded windows) and never raises on odd text. `safe_eval` walks an `ast` tree of
+numbers and arithmetic operators only; it never calls Python's ``eval``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from decimal import Decimal, InvalidOperation, localcontext
+
+# A number token: optional sign (only when not a binary minus, i.e. not after a word or ")"),
+# optional "$", then digits with optional thousands groups and decimals, or a bare ".5".
+# No quantifier is nested inside another, so matching is linear in the text length.
+NUMBER = r"(?:(?<![\w)\]])-)?\$?(?:\d+(?:,\d{3})*(?:\.\d+)?|(?<!\d)\.\d+)"
+_NUMBER_RE = re.compile(NUMBER, re.ASCII)
+_HASH_RE = re.compile(r"####[ \t]*(" + NUMBER + ")", re.ASCII)
+_ANSWER_IS_NUMBER_RE = re.compile(r"the answer is[ \t:]*(" + NUMBER + ")", re.ASCII | re.IGNORECASE)
+_ANSWER_IS_RE = re.compile(r"the answer is", re.IGNORECASE)
+_PAREN_LETTER_RE = re.compile(r"\(([A-Za-z])\)")
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_LEADING_ZEROS_RE = re.compile(r"(?<![\d.])0+(?=\d)")
+_LITERAL_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?", re.ASCII)
+
+MAX_EXPR_CHARS = 1000  # longer expressions are refused before parsing
+MAX_EXPONENT = 1000  # |b| in a**b; 9**9**9 is refused instead of computed
+MAX_DEPTH = 100  # nesting of operators and parentheses; deeper is refused, not left to the stack
+MAX_ANNOTATION_CHARS = 1000
+MAX_ANNOTATIONS = 1000  # a completion with more is reported, not checked one by one
+ANSWER_WINDOW = 200  # characters after "the answer is" that can name the choice
+MATH_VERIFY_MAX_CHARS = 64  # sympy on long or exotic input can be slow; such input is not sent
+
+
+class EvalError(ValueError):
+    """An expression `safe_eval` refuses or cannot compute."""
+
+
+# --------------------------------------------------------------------------------------- numbers
+def _canonical(token: str) -> str:
+    """'$1,234.50' -> '1234.5'; '-0.0' -> '0'. String operations only, so 100k digits are cheap."""
+    negative = token.startswith("-")
+    digits = token.lstrip("-").replace("$", "").replace(",", "")
+    whole, _, frac = digits.partition(".")
+    whole, frac = whole.lstrip("0") or "0", frac.rstrip("0")
+    text = f"{whole}.{frac}" if frac else whole
+    return f"-{text}" if negative and text != "0" else text
+
+
+def normalize_number(text: str) -> str | None:
+    """The one number in ``text`` in canonical form, or None when there is none or more than one.
+
+    >>> normalize_number("$1,234.50")
+    '1234.5'
+    >>> normalize_number("18.0 dollars.")
+    '18'
+    >>> normalize_number("-3.50")
+    '-3.5'
+    >>> normalize_number(".5")
+    '0.5'
+    >>> normalize_number("3 apples and 4 pears") is None
+    True
+    >>> normalize_number("none") is None
+    True
+    """
+    found = None
+    for match in _NUMBER_RE.finditer(text):
+        if found is not None:
+            return None
+        found = match.group()
+    return _canonical(found) if found is not None else None
+
+
+def extract_gsm8k_answer(text: str) -> str | None:
+    """The first ``#### N``; else the first "the answer is N"; else the last number; canonical form.
+
+    >>> extract_gsm8k_answer("9 * 2 = <<9*2=18>>18\\n#### 18")
+    '18'
+    >>> extract_gsm8k_answer("So the answer is $1,000.")
+    '1000'
+    >>> extract_gsm8k_answer("She has 3 apples, then 5.")
+    '5'
+    >>> extract_gsm8k_answer("no idea") is None
+    True
+    """
+    match = _HASH_RE.search(text) or _ANSWER_IS_NUMBER_RE.search(text)
+    if match:
+        return _canonical(match.group(1))
+    numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
+    return _canonical(numbers[-1]) if numbers else None
+
+
+def _decimal(text: str) -> Decimal | None:
+    """A number, or a simple fraction ``a/b``, as a Decimal; None for anything else."""
+    text = text.strip()
+    if len(text) > MAX_EXPR_CHARS:
+        return None
+    head, slash, tail = text.partition("/")
+    try:
+        if slash:
+            top, bottom = normalize_number(head), normalize_number(tail)
+            if top is None or bottom is None or "/" in tail or Decimal(bottom) == 0:
+                return None
+            with localcontext() as ctx:
+                ctx.prec = 50
+                return Decimal(top) / Decimal(bottom)
+        value = normalize_number(text)
+        return Decimal(value) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _close(x: Decimal, y: Decimal, rel_tol: float, abs_tol: float) -> bool:
+    with localcontext() as ctx:
+        ctx.prec = 50
+        diff = abs(x - y)
+        return diff <= Decimal(abs_tol) or diff <= Decimal(rel_tol) * max(abs(x), abs(y))
+
+
+def _math_verify_equal(a: str, b: str) -> bool:
+    """math-verify's symbolic comparison (LaTeX such as ``\\frac{1}{2}``), only if it is installed.
+
+    Inputs are short and free of powers and factorials, which keeps sympy fast; math-verify's own
+    timeouts use SIGALRM, which fails outside the main thread, so they are turned off.
+    """
+    for text in (a, b):
+        if len(text) > MATH_VERIFY_MAX_CHARS or any(bad in text for bad in ("^", "*", "!")):
+            return False
+        if not any(c.isdigit() for c in text):  # "x" == "x" symbolically, but it is no number
+            return False
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return False
+    try:
+        gold, target = parse(a, parsing_timeout=None), parse(b, parsing_timeout=None)
+        return bool(gold and target and verify(gold, target, timeout_seconds=None))
+    except Exception:  # a parser failure on odd text means "not shown equal"
+        return False
+
+
+def numbers_equal(a: str | None, b: str | None, rel_tol: float = 1e-9, abs_tol: float = 1e-6) -> bool:
+    """Numeric equality with tolerance; fractions and (with math-verify installed) LaTeX too.
+
+    >>> numbers_equal("18", "18.00")
+    True
+    >>> numbers_equal("1/2", "0.5")
+    True
+    >>> numbers_equal("1,000,000", "1000001")
+    False
+    >>> numbers_equal(None, "1")
+    False
+    """
+    if a is None or b is None:
+        return False
+    x, y = _decimal(a), _decimal(b)
+    if x is not None and y is not None:
+        return _close(x, y, rel_tol, abs_tol)
+    return _math_verify_equal(a, b)
+
+
+# ------------------------------------------------------------------------------ safe arithmetic
+def _power(base: float, exponent: float) -> float:
+    if abs(exponent) > MAX_EXPONENT:
+        raise EvalError(f"exponent {exponent:g} is too large (limit {MAX_EXPONENT})")
+    result = base**exponent
+    if isinstance(result, complex):
+        raise EvalError("power of a negative number is not real")
+    return result
+
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: _power,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def _evaluate(node: ast.AST, depth: int = 0) -> float:
+    if depth > MAX_DEPTH:
+        raise EvalError(f"expression nested deeper than {MAX_DEPTH}")
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)  # floats keep every operation O(1); ints could grow without bound
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_evaluate(node.operand, depth + 1))
+    raise EvalError(f"{type(node).__name__} is not allowed (numbers and + - * / // % ** only)")
+
+
+def safe_eval(expr: str) -> float:
+    """The value of an arithmetic expression; `EvalError` for anything else.
+
+    >>> safe_eval("80,000 + 50,000")
+    130000.0
+    >>> safe_eval("-(2 + 3) * .5")
+    -2.5
+    >>> safe_eval("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    selftaught.tasks.answers.EvalError: Call is not allowed (numbers and + - * / // % ** only)
+    """
+    if len(expr) > MAX_EXPR_CHARS:
+        raise EvalError(f"expression is {len(expr):,} characters (limit {MAX_EXPR_CHARS})")
+    # "1,000" is one number in GSM8K but a tuple to Python; "05" is a syntax error in Python 3
+    source = _LEADING_ZEROS_RE.sub("", _THOUSANDS_RE.sub("", expr.strip()))
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise EvalError(f"not an arithmetic expression: {expr[:50]!r}") from None
+    try:
+        value = _evaluate(tree.body)
+    except ZeroDivisionError:
+        raise EvalError("division by zero") from None
+    except (OverflowError, RecursionError):
+        raise EvalError("result too large or expression too deep") from None
+    if not math.isfinite(value):
+        raise EvalError("result is not a finite number")
+    return value
+
+
+def _iter_annotations(text: str):
+    """Bodies of ``<<...>>``; each character is scanned a bounded number of times."""
+    pos = 0
+    while True:
+        start = text.find("<<", pos)
+        if start < 0:
+            return
+        end = text.find(">>", start + 2)
+        if end < 0:
+            return  # no closing mark anywhere after: no later "<<" can be closed either
+        start = text.rfind("<<", start, end)  # "<<a<<b=c>>": the innermost one
+        yield text[start + 2 : end]
+        pos = end + 2
+
+
+def _rounded_to(value: float, literal: str) -> bool:
+    """Whether ``literal`` is ``value`` rounded to the decimals it shows (annotations write 10/3=3.33)."""
+    decimals = len(literal.partition(".")[2]) if "/" not in literal else 0
+    if not decimals:
+        return False
+    return abs(value - float(literal)) <= 0.5 * 10.0**-decimals + 1e-9
+
+
+def check_annotation(body: str) -> str | None:
+    """None if ``expr=value`` is right, else the problem.
+
+    >>> check_annotation("48/2=24") is None
+    True
+    >>> check_annotation("10/3=3.33") is None
+    True
+    >>> check_annotation("2+2=5")
+    '<<2+2=5>>: 2+2 is 4, not 5'
+    """
+    where = f"<<{body[:60]}>>"
+    if len(body) > MAX_ANNOTATION_CHARS:
+        return f"{where}: annotation is {len(body):,} characters (limit {MAX_ANNOTATION_CHARS})"
+    expr, sep, value = body.rpartition("=")
+    literal = _THOUSANDS_RE.sub("", value.strip())
+    if not sep or not expr.strip():
+        return f"{where}: no 'expression=value'"
+    if not _LITERAL_RE.fullmatch(literal):
+        return f"{where}: value {value.strip()[:30]!r} is not a number"
+    try:
+        got, want = safe_eval(expr), safe_eval(literal)
+    except EvalError as err:
+        return f"{where}: {err}"
+    if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9) and not _rounded_to(got, literal):
+        return f"{where}: {expr.strip()[:60]} is {got:.10g}, not {value.strip()}"
+    return None
+
+
+def check_annotations(text: str) -> tuple[int, list[str]]:
+    """The number of ``<<expr=value>>`` calculator annotations, and one line per wrong one.
+
+    >>> check_annotations("16-3-4 = <<16-3-4=9>>9 eggs, 9*2 = <<9*2=19>>19")
+    (2, ['<<9*2=19>>: 9*2 is 18, not 19'])
+    """
+    count, problems = 0, []
+    for body in _iter_annotations(text):
+        count += 1
+        problem = check_annotation(body) if count <= MAX_ANNOTATIONS else None
+        if problem:
+            problems.append(problem)
+    if count > MAX_ANNOTATIONS:  # each check parses an expression: bound the work on runaway output
+        problems.append(f"{count - MAX_ANNOTATIONS:,} annotations past the first {MAX_ANNOTATIONS:,} were not checked")
+    return count, problems
+
+
+# ------------------------------------------------------------------------------ multiple choice
+def answer_window(text: str) -> str | None:
+    """The rest of the line after the first "the answer is" (at most `ANSWER_WINDOW` characters)."""
+    match = _ANSWER_IS_RE.search(text)
+    if not match:
+        return None
+    window = text[match.end() : match.end() + ANSWER_WINDOW]
+    return window.split("\n", 1)[0].strip()
+
+
+def label_in_window(window: str, labels: set[str]) -> str | None:
+    """``(b)`` in the window, or the window being just a label ("the answer is b.")."""
+    match = _PAREN_LETTER_RE.search(window)
+    if match and match.group(1).lower() in labels:
+        return match.group(1).lower()
+    bare = window.rstrip(".!").strip().lower()
+    return bare if bare in labels else None
+
+
+def choice_in_window(window: str, choices: list[tuple[str, str]]) -> str | None:
+    """The choice whose text appears earliest in the window as whole words; longest on a tie."""
+    lowered, best = window.lower(), None
+    for label, text in choices:
+        needle = text.strip().lower()
+        at = lowered.find(needle) if needle else -1
+        while at >= 0:
+            before = lowered[at - 1] if at else " "
+            after = lowered[at + len(needle)] if at + len(needle) < len(lowered) else " "
+            if not before.isalnum() and not after.isalnum():
+                key = (at, -len(needle))
+                if best is None or key < best[0]:
+                    best = (key, label.lower())
+                break
+            at = lowered.find(needle, at + 1)
+    return best[1] if best else None
+
+
+def last_label(text: str, labels: set[str]) -> str | None:
+    last = None
+    for match in _PAREN_LETTER_RE.finditer(text):
+        if match.group(1).lower() in labels:
+            last = match.group(1).lower()
+    return last
+
+
+def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
+    """The chosen label: the "(x)" after "the answer is", else the choice text named there, else
+    the last "(x)" in the text; only labels among ``choices`` count.
+
+    >>> choices = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk")]
+    >>> extract_choice("Therefore, the answer is basket (b).", choices)
+    'b'
+    >>> extract_choice("So the answer is Basket.", choices)
+    'b'
+    >>> extract_choice("(a) is wrong, (c) fits.", choices)
+    'c'
+    >>> extract_choice("The answer is (z).", choices) is None
+    True
+    """
+    labels = {label.lower() for label, _ in choices}
+    window = answer_window(text)
+    if window:
+        found = label_in_window(window, labels) or choice_in_window(window, choices)
+        if found:
+            return found
+    return last_label(text, labels)
