@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftaught.tasks.base import TaskDataError
+from selftaught.tasks.base import Example, TaskDataError
 from selftaught.tasks.fewshot import parse_few_shot_text, read_few_shot, read_few_shot_blocks, render_few_shot
 
 GSM8K_STYLE = """Q: Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?
@@ -109,3 +109,27 @@ def test_missing_file(tmp_path):
 def test_parse_text_names_its_source():
     with pytest.raises(TaskDataError, match=r"^inline:1:"):
         parse_few_shot_text("A: no question", "inline")
+
+
+def test_few_shot_direct_style_strips_rationales(tmp_path):
+    from selftaught.config import DataConfig
+    from selftaught.tasks.commonsenseqa import CommonsenseQATask
+    from selftaught.tasks.gsm8k import GSM8KTask
+    from selftaught.tasks.jsonl import JsonlTask
+
+    gsm = tmp_path / "gsm.txt"
+    gsm.write_text("Q: Mia has 2 dogs and gets 1 more. How many?\nA: She has 2+1 = <<2+1=3>>3 dogs.\n#### 3\n")
+    csqa = tmp_path / "csqa.txt"
+    csqa.write_text(
+        "Q: Where do fish live?\nAnswer Choices:\n(a) water\n(b) sky\n"
+        "A: Fish swim. Therefore, the answer is water (a).\n"
+    )
+    ex = Example("x", "Q?", "3")
+    cot = GSM8KTask(DataConfig(few_shot=str(gsm))).prompt(ex)
+    direct = GSM8KTask(DataConfig(few_shot=str(gsm), few_shot_style="direct")).prompt(ex)
+    assert "<<2+1=3>>" in cot and "A: #### 3\n\nQ: Q?\nA:" in direct and "<<" not in direct
+    c_ex = Example("y", "Q?", "a", (("choices", (("a", "x"), ("b", "y"))),))
+    c_direct = CommonsenseQATask(DataConfig(few_shot=str(csqa), few_shot_style="direct")).prompt(c_ex)
+    assert "A: The answer is water (a).\n" in c_direct and "Fish swim" not in c_direct
+    j_direct = JsonlTask(DataConfig(few_shot=str(gsm), few_shot_style="direct", normalizer="number")).prompt(ex)
+    assert "A: The answer is 3.\n" in j_direct

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from selftaught.config import ConfigError, load_config
 from selftaught.loop import StarError
+from selftaught.runs import RunInUse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="STaR: self-taught reasoning for HF models.")
 err_console = Console(stderr=True)
@@ -30,7 +31,25 @@ def _fail(err: BaseException, debug: bool) -> None:
     raise typer.Exit(2)
 
 
-USER_ERRORS = (ConfigError, UserError, FileNotFoundError, PermissionError, ValueError, StarError)
+USER_ERRORS = (ConfigError, UserError, FileNotFoundError, PermissionError, ValueError, StarError, RunInUse)
+
+
+def _resume_config(run_dir: Path, recipe: Optional[Path], overrides: list[str]):
+    """None (use the saved config) unless a recipe or overrides ask for changes: overrides apply on top
+    of the saved config, a recipe replaces it."""
+    import yaml
+
+    from selftaught.config import apply_override, config_from_dict, read_recipe
+
+    if recipe is None and not overrides:
+        return None
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise UserError(f"cannot resume: {saved} does not exist")
+    data = read_recipe(recipe) if recipe else yaml.safe_load(saved.read_text())
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return config_from_dict(data)
 
 
 @app.command()
@@ -39,6 +58,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<recipe name>)"),
     overrides: list[str] = typer.Option([], "--set", help="dotted override, e.g. --set loop.iterations=3"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory"),
+    force: bool = typer.Option(False, "--force", help="with --resume: accept a changed config"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
@@ -47,19 +67,24 @@ def run(
     from selftaught.report import report
     from selftaught.ui import Reporter
 
+    out_dir = resume or out or Path("runs") / (recipe.stem if recipe else "default")
     try:
         if resume is not None:
-            if recipe is not None or overrides:
-                raise UserError("--resume takes the run's saved config; drop the recipe and --set")
-            config, out_dir = None, resume
+            config = _resume_config(resume, recipe, overrides)
         else:
             config = load_config(recipe, overrides)
-            out_dir = out or Path("runs") / (recipe.stem if recipe else "default")
         summary_dir = out_dir
-        run_star(config, out_dir, resume=resume is not None, reporter=Reporter(err_console, enabled=not quiet))
+        reporter = Reporter(err_console, enabled=not quiet)
+        run_star(config, out_dir, resume=resume is not None, reporter=reporter, force=force)
         table, plot = report(summary_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
+    except OSError as err:  # disk full, quota, I/O error: finished phases are safe on disk
+        where = f" ({err.filename})" if err.filename else ""
+        _fail(
+            OSError(f"cannot write{where}: {err.strerror or err}; fix it, then: selftaught run --resume {out_dir}"),
+            debug,
+        )
     out_console.print(table)
     out_console.print(f"run directory: {summary_dir}   plot: {plot}")
 

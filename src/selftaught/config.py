@@ -68,6 +68,7 @@ class DataConfig:
     test_split: str = "test"
     few_shot: str = ""  # few-shot prompt file ("" = zero-shot)
     few_shot_hinted: str = ""  # hinted few-shot file ("" = derived from few_shot)
+    few_shot_style: str = "cot"  # cot (worked rationales) | direct (few-shot answers only: the paper's baseline)
     question_field: str = "question"  # jsonl task: field names (dotted for nested: question.stem)
     answer_field: str = "answer"
     id_field: str = ""  # "" = the row number
@@ -78,6 +79,7 @@ class DataConfig:
 
     def __post_init__(self):
         _choice("task.data", "normalizer", self.normalizer, ("text", "number", "choice"))
+        _choice("task.data", "few_shot_style", self.few_shot_style, ("cot", "direct"))
         _require(self.max_examples >= 0, f"task.data.max_examples must be >= 0, got {self.max_examples}")
         _require(self.max_new_tokens >= 1, f"task.data.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.answer_pattern:
@@ -165,6 +167,7 @@ class ModelConfig:
 class GenerationConfig:
     backend: str = "auto"  # auto (sampler for digit positions, else hf) | sampler | hf | vllm
     batch_size: int = 500  # prompts per forward batch
+    chunk_size: int = 1000  # prompts per saved chunk: a kill loses at most one chunk of generation
     num_samples: int = 1  # rationales sampled per question
     temperature: float = 0.0  # 0 = greedy, as in the paper
     top_p: float = 1.0
@@ -172,6 +175,7 @@ class GenerationConfig:
     def __post_init__(self):
         _choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
         _require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
         _require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")
         _require(self.temperature >= 0, f"generation.temperature must be >= 0, got {self.temperature}")
         _require(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1], got {self.top_p}")
@@ -192,10 +196,12 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1  # effective batch = batch_size x this
     gradient_checkpointing: bool = False  # trade compute for memory (GPU, large models)
     max_length: int = 2048  # tokens per training example (longer ones are truncated)
+    save_every_steps: int = 50  # checkpoint the trainer this often, so a kill loses at most this many steps
 
     def __post_init__(self):
         _require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
         _require(self.max_length >= 8, f"train.max_length must be >= 8, got {self.max_length}")
+        _require(self.save_every_steps >= 0, f"train.save_every_steps must be >= 0, got {self.save_every_steps}")
         _require(self.first_steps >= 1, f"train.first_steps must be >= 1, got {self.first_steps}")
         _require(self.steps_growth >= 1.0, f"train.steps_growth must be >= 1, got {self.steps_growth}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")

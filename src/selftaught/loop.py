@@ -11,6 +11,7 @@ Each phase records completion in the run directory, so ``resume`` redoes only un
 
 from __future__ import annotations
 
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -29,14 +30,18 @@ class StarError(RuntimeError):
     """The loop cannot go on (e.g. nothing was kept to train on); the message says what to check."""
 
 
+def load_data(config: Config) -> tuple[Task, list[Example], list[Example]]:
+    """The task and its train and test examples (bad settings or data raise here)."""
+    task = make_task(config)
+    return task, task.load("train"), task.load("test")
+
+
 class Engine:
     """Holds what every phase needs: config, task, data, run directory, M0's path."""
 
-    def __init__(self, config: Config, run: runs.RunDir, reporter: Reporter):
+    def __init__(self, config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None = None):
         self.config, self.run, self.reporter = config, run, reporter
-        self.task: Task = make_task(config)
-        self.train_set: list[Example] = self.task.load("train")
-        self.test_set: list[Example] = self.task.load("test")
+        self.task, self.train_set, self.test_set = data or load_data(config)
         self.base_path = ensure_base_model(config, self.task, reporter)
         self._generator: tuple[str, object] | None = None
 
@@ -47,23 +52,43 @@ class Engine:
             self._generator = (str(model_path), make_generator(model_path, self.config))
         return self._generator[1]
 
-    def sample(self, generator, examples: list[Example], hint: bool, label: str, greedy: bool = False) -> list[dict]:
-        """Generate and grade completions (``num_samples`` each, or one greedy) per example."""
+    def sample(
+        self, model_path, examples: list[Example], hint: bool, label: str, chunks: Path, greedy: bool = False
+    ) -> list[dict]:
+        """Generate and grade completions (``num_samples`` each, or one greedy) per example.
+
+        Work goes in fixed chunks of ``generation.chunk_size`` examples, each saved atomically under
+        ``chunks``; a resumed phase reloads finished chunks. Each chunk has its own seed, so the rows
+        are the same whether or not the phase was interrupted.
+        """
         g = self.config.generation
         num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
-        prompts = [self.task.prompt(ex, hint=hint) for ex in examples]
-        budgets = [self.task.max_new_tokens(ex) for ex in examples]
-        with self.reporter.phase(label, total=len(prompts) * num_samples) as advance:
-            outs = generator.complete(prompts, budgets, num_samples, temperature, g.top_p, self.config.seed, advance)
-        return [
-            star.grade(self.task, ex, text, hint, k)
-            for ex, texts in zip(examples, outs)
-            for k, text in enumerate(texts)
-        ]
+        rows: list[dict] = []
+        self.generator(model_path)  # load before the progress bar, so a bad model fails cleanly
+        with self.reporter.phase(label, total=len(examples) * num_samples) as advance:
+            for k, start in enumerate(range(0, len(examples), g.chunk_size)):
+                path = chunks / f"chunk_{k:05d}.jsonl"
+                part = examples[start : start + g.chunk_size]
+                if not path.is_file():
+                    prompts = [self.task.prompt(ex, hint=hint) for ex in part]
+                    budgets = [self.task.max_new_tokens(ex) for ex in part]
+                    seed = self.config.seed + 7919 * k
+                    outs = self.generator(model_path).complete(
+                        prompts, budgets, num_samples, temperature, g.top_p, seed
+                    )
+                    graded = [
+                        star.grade(self.task, ex, text, hint, j)
+                        for ex, texts in zip(part, outs)
+                        for j, text in enumerate(texts)
+                    ]
+                    runs.atomic_write_jsonl(path, graded)
+                rows += runs.read_jsonl(path)
+                advance(len(part) * num_samples)
+        return rows
 
     def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
         """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
-        rows = self.sample(self.generator(model_path), self.test_set, False, label, greedy=True)
+        rows = self.sample(model_path, self.test_set, False, label, folder / ".chunks" / "evaluate", greedy=True)
         runs.atomic_write_jsonl(folder / "eval.jsonl", rows)
         accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
         return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
@@ -85,7 +110,7 @@ class Engine:
             log = train_sft(
                 model, features, lm.tokenizer.pad_token_id, folder / ".trainer", steps, t.batch_size,
                 t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
-                t.gradient_checkpointing, on_step=lambda step, loss: advance(1),
+                t.gradient_checkpointing, on_step=lambda step, loss: advance(1), save_every_steps=t.save_every_steps,
             )  # fmt: skip
         runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
         # an adapter is saved on its own when its base is a plain model folder; otherwise merged
@@ -115,12 +140,16 @@ def make_generator(model_path: Path | str, config: Config):
 
 
 def _phase(engine: Engine, folder: Path, name: str, work) -> None:
-    """Run ``work()`` unless ``name`` is already recorded as done in ``folder``."""
+    """Run ``work()`` unless ``name`` is already recorded as done in ``folder``; then drop its scratch."""
     if engine.run.is_done(folder, name):
         return
     start = time.perf_counter()
     work()
     engine.run.mark_done(folder, name, time.perf_counter() - start)
+    scratch = folder / ".trainer" if name == "train" else folder / ".chunks" / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    if (folder / ".chunks").is_dir() and not any((folder / ".chunks").iterdir()):
+        (folder / ".chunks").rmdir()
 
 
 def _evaluate_base(engine: Engine) -> dict:
@@ -142,20 +171,22 @@ def _iteration(engine: Engine, n: int) -> dict:
     generated = folder / "generated.jsonl"
 
     if cfg.loop.mode == "star":
-        _phase(
-            engine,
-            folder,
-            "generate",
-            lambda: runs.atomic_write_jsonl(
-                generated, engine.sample(engine.generator(previous), engine.train_set, False, f"iter {n}: generate")
-            ),
-        )
+
+        def generate():
+            chunks = folder / ".chunks" / "generate"
+            runs.atomic_write_jsonl(
+                generated, engine.sample(previous, engine.train_set, False, f"iter {n}: generate", chunks)
+            )
+
+        _phase(engine, folder, "generate", generate)
 
         def rationalize():
-            rows = runs.read_jsonl(generated)
+            # plain rows only: a kill after the write below must not add the hinted rows twice
+            rows = [row for row in runs.read_jsonl(generated) if not row["hinted"]]
             retry = star.needs_rationalization(engine.train_set, rows, cfg.loop.filter)
             if cfg.loop.rationalization and retry:
-                rows += engine.sample(engine.generator(previous), retry, True, f"iter {n}: rationalize")
+                chunks = folder / ".chunks" / "rationalize"
+                rows += engine.sample(previous, retry, True, f"iter {n}: rationalize", chunks)
             runs.atomic_write_jsonl(generated, rows)
 
         _phase(engine, folder, "rationalize", rationalize)
@@ -215,22 +246,32 @@ def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
     return all(gain < min_improvement for gain in recent)
 
 
-def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool) -> tuple[Config, runs.RunDir]:
-    """Create or reopen a run directory; on resume the saved config is the one used."""
+def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, force: bool = False):
+    """Lock the run directory and settle the config: a new run saves it, a resumed run reuses it.
+
+    Resuming with a different ``config`` is refused with the differing keys listed, unless ``force``
+    (then the new config replaces the saved one).
+    """
+    import yaml
+
     run = runs.RunDir(out_dir)
     saved = run.root / "config.yaml"
-    if resume:
-        if not saved.is_file():
-            raise ConfigError(f"cannot resume: {saved} does not exist")
-        import yaml
-
-        return config_from_dict(yaml.safe_load(saved.read_text())), run
-    if saved.is_file():
+    if resume and not saved.is_file():
+        raise ConfigError(f"cannot resume: {saved} does not exist")
+    if not resume and saved.is_file():
         raise ConfigError(f"{run.root} already holds a run; use --resume {run.root} or another --out")
     try:
         run.root.mkdir(parents=True, exist_ok=True)
-        import yaml
-
+        runs.RunLock(run.root).acquire()
+        if resume:
+            old = yaml.safe_load(saved.read_text())
+            if config is None:
+                return config_from_dict(old), run
+            changes = runs.config_diff(old, config.to_dict())
+            if changes and not force:
+                raise ConfigError(f"config differs from the saved run ({'; '.join(changes)}); pass --force to use it")
+            if not changes:
+                return config, run
         runs.atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
     except OSError as err:
         raise ConfigError(f"output directory {run.root} is not writable: {err.strerror}") from None
@@ -242,11 +283,27 @@ def run_star(
     out_dir: str | Path = "runs/default",
     resume: bool = False,
     reporter: Reporter = SILENT,
+    force: bool = False,
 ) -> dict:
-    """Run (or resume) STaR and return ``summary.json``'s content."""
-    config, run = prepare_run_dir(config or Config(), out_dir, resume)
+    """Run (or resume) STaR and return ``summary.json``'s content.
+
+    A new run uses ``config`` (default: `Config()`); a resumed run uses the saved config, or ``config``
+    if it equals the saved one (or ``force``).
+    """
+    data = None
+    if not resume:  # bad task settings or data fail here, before the run directory exists
+        config = config or Config()
+        data = load_data(config)
+    config, run = prepare_run_dir(config, out_dir, resume, force)
+    try:
+        return _run(config, run, reporter, data)
+    finally:
+        runs.RunLock(run.root).release()
+
+
+def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:
     start = time.perf_counter()
-    engine = Engine(config, run, reporter)
+    engine = Engine(config, run, reporter, data)
     extra = {"task": config.task.name, "mode": config.loop.mode, "base_model": str(engine.base_path)}
     extra["base"] = _evaluate_base(engine)
     for n in range(1, config.loop.iterations + 1):

@@ -18,9 +18,11 @@ so after a crash each file is either whole or absent, and ``phases.json`` says w
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -107,3 +109,75 @@ class RunDir:
         summary = {**extra, "iterations": rows}
         atomic_write_json(self.root / "summary.json", summary)
         return summary
+
+
+class RunInUse(RuntimeError):
+    """Another live process holds the run directory."""
+
+
+class RunLock:
+    """``run.lock`` holding ``PID HOST``: one process per run directory.
+
+    A lock left by a process that no longer exists on this host is stale and taken over; a lock from
+    a live process (or from another host, where liveness cannot be checked) refuses the run.
+    """
+
+    def __init__(self, root: str | Path):
+        self.path = Path(root) / "run.lock"
+        self.mine = f"{os.getpid()} {socket.gethostname()}"
+
+    def _holder_alive(self) -> tuple[bool, str]:
+        try:
+            pid_text, _, host = self.path.read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return False, "unreadable lock"  # a lock cut short by a kill is stale
+        if host != socket.gethostname():
+            return True, f"process {pid} on host {host}"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False, f"process {pid} (gone)"
+        except PermissionError:
+            pass  # exists, owned by someone else
+        return True, f"process {pid}"
+
+    def acquire(self) -> None:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                alive, who = self._holder_alive()
+                if alive:
+                    raise RunInUse(f"{self.path.parent} is in use by {who}; wait for it to finish or stop it") from None
+                self.path.unlink(missing_ok=True)  # stale: the holder died without releasing
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.mine + "\n")
+            atexit.register(self.release)
+            return
+        raise RunInUse(f"could not take {self.path} (another process keeps re-creating it)")
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text().strip() == self.mine:
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, as ``key: old -> new``.
+
+    >>> config_diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})
+    ['b.c: 2 -> 3']
+    """
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        where = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_diff(a, b, where + ".")
+        elif a != b:
+            changes.append(f"{where}: {a!r} -> {b!r}")
+    return changes

@@ -67,6 +67,9 @@ def _adapter_base(path: Path) -> str | None:
 
 
 def load_tokenizer(path: str | Path, config: ModelConfig):
+    text = str(path)
+    if (text.startswith(("/", ".", "~")) or text.count("/") > 1) and not Path(text).expanduser().exists():
+        raise ConfigError(f"model path {text} does not exist")  # not a hub id either
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as err:

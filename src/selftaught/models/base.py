@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from pathlib import Path
 
 from selftaught.config import Config
@@ -75,12 +76,14 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
             model,
             features,
             tokenizer.pad_token_id,
-            path.parent / ".trainer",
+            path.parent / f".trainer-{path.name}",
             max_steps=c.steps,
             batch_size=c.batch_size,
             learning_rate=c.learning_rate,
             seed=config.seed,
             on_step=lambda step, loss: advance(1),
+            save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
         )
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
+    shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
     return path

@@ -21,9 +21,8 @@ from collections import Counter
 from selftaught.config import DataConfig
 from selftaught.tasks.answers import answer_window, choice_in_window, label_in_window, last_label
 from selftaught.tasks.base import Example, TaskDataError
-from selftaught.tasks.data import get_field, get_text, load_examples, read_rows, validate_rows
+from selftaught.tasks.data import get_field, get_text, load_examples, read_rows, split_source, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
-from selftaught.tasks.gsm8k import split_source
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 ANY_LABEL = set(LETTERS)  # extract_answer sees no choices, so any letter may be a label
@@ -76,6 +75,14 @@ def hinted_block(block: Block, source: str) -> tuple[str, str]:
     return "\n".join(lines), block.answer
 
 
+def direct_block_answer(block: Block, source: str) -> str:
+    """The few-shot answer without its rationale: from "the answer is" on (few-shot direct)."""
+    at = block.answer.lower().rfind("the answer is")
+    if at < 0:
+        raise TaskDataError(f"{source}:{block.line}: few-shot answer has no 'the answer is'; cannot make it direct")
+    return "The" + block.answer[at + 3 :]
+
+
 class CommonsenseQATask:
     """CommonsenseQA from its JSONL release (train_rand_split.jsonl, dev_rand_split.jsonl)."""
 
@@ -84,7 +91,7 @@ class CommonsenseQATask:
     def __init__(self, data: DataConfig):
         self.data = data
         # read now, so a bad few-shot file stops the run before any generation
-        self._prefix, self._hinted_prefix = few_shot_prefixes(data, hinted_block)
+        self._prefix, self._hinted_prefix = few_shot_prefixes(data, hinted_block, direct_block_answer)
 
     def load(self, split: str) -> list[Example]:
         source, split_name = split_source(self.data, split)

@@ -13,8 +13,12 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selftaught.tasks.base import Example, TaskDataError
+
+if TYPE_CHECKING:
+    from selftaught.config import DataConfig
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 MAX_LINE_BYTES = 1 << 20  # a longer line is reported, not parsed
@@ -35,7 +39,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 yield Row(where, None, f"line is {len(raw):,} bytes (limit {MAX_LINE_BYTES:,})")
                 continue
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # Excel & co. write a BOM
             except UnicodeDecodeError as err:
                 yield Row(where, None, f"not UTF-8 (byte {err.start})")
                 continue
@@ -54,7 +58,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
 
 def _csv_rows(path: Path) -> Iterator[Row]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         yield Row(f"{path}:{line}", None, f"not UTF-8 (byte {err.start})")
@@ -72,7 +76,7 @@ def _csv_rows(path: Path) -> Iterator[Row]:
 
 def _json_rows(path: Path) -> Iterator[Row]:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         yield Row(str(path), None, f"not a valid UTF-8 JSON file ({err})")
         return
@@ -84,12 +88,33 @@ def _json_rows(path: Path) -> Iterator[Row]:
         yield Row(f"{path}[{i}]", item if ok else None, None if ok else "expected a JSON object")
 
 
+def _saved_dataset_rows(path: Path, split: str) -> Iterator[Row]:
+    """A folder written by ``Dataset.save_to_disk`` (or a DatasetDict's, then ``split`` is taken)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as err:
+        raise TaskDataError(f"{path}: is a directory but not a saved dataset ({err})") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise TaskDataError(f"{path}: saved DatasetDict has no split {split!r} (has {list(loaded)})")
+        loaded = loaded[split]
+    for i, data in enumerate(loaded):
+        yield Row(f"{path}[{split}][{i}]", dict(data))
+
+
 def read_rows(source: str, split: str = "train", dataset_config: str = "") -> Iterator[Row]:
     """Rows of a local file (by suffix) or, for anything else, a `datasets` id."""
     path = Path(source)
+    if path.is_dir():
+        yield from _saved_dataset_rows(path, split)
+        return
     if path.suffix in FILE_SUFFIXES or path.exists():
         if not path.is_file():
             raise TaskDataError(f"{source}: no such file")
+        if path.suffix not in FILE_SUFFIXES:
+            raise TaskDataError(f"{source}: unsupported file type {path.suffix!r} (use .jsonl, .json or .csv)")
         reader = {".csv": _csv_rows, ".json": _json_rows}.get(path.suffix, _jsonl_rows)
         yield from reader(path)
         return
@@ -101,6 +126,16 @@ def read_rows(source: str, split: str = "train", dataset_config: str = "") -> It
         raise TaskDataError(f"{source}: not a file, and datasets.load_dataset failed: {err}") from None
     for i, data in enumerate(dataset):
         yield Row(f"{source}[{split}][{i}]", dict(data))
+
+
+def split_source(data: DataConfig, split: str) -> tuple[str, str]:
+    """(path or datasets id, datasets split name) of ``train`` or ``test``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"splits are 'train' and 'test', not {split!r}")
+    source = data.train if split == "train" else data.test
+    if not source:
+        raise TaskDataError(f"task.data.{split} is not set (a file or a datasets id)")
+    return source, data.train_split if split == "train" else data.test_split
 
 
 def get_field(row: dict, dotted: str, location: str):

@@ -111,12 +111,20 @@ def with_question(prefix: str, question_block: str) -> str:
     return f"{prefix}\n\n{question_block}" if prefix else question_block
 
 
-def few_shot_prefixes(data: DataConfig, hint_block: Callable[[Block, str], tuple[str, str]]) -> tuple[str, str]:
+def few_shot_prefixes(
+    data: DataConfig,
+    hint_block: Callable[[Block, str], tuple[str, str]],
+    direct_answer: Callable[[Block, str], str] | None = None,
+) -> tuple[str, str]:
     """(plain, hinted) prefixes; the hinted one is derived with ``hint_block`` when no hinted file is given.
 
-    ``hint_block(block, source)`` returns the block's hinted (question, answer).
+    ``hint_block(block, source)`` returns the block's hinted (question, answer). With
+    ``few_shot_style=direct``, ``direct_answer(block, source)`` replaces each worked answer by the
+    bare answer (the paper's few-shot direct baseline).
     """
     plain_blocks = read_few_shot_blocks(data.few_shot) if data.few_shot else []
+    if data.few_shot_style == "direct" and direct_answer is not None:
+        plain_blocks = [Block(b.question, direct_answer(b, data.few_shot), b.line) for b in plain_blocks]
     plain = render_few_shot((b.question, b.answer) for b in plain_blocks)
     if data.few_shot_hinted:
         return plain, render_few_shot(read_few_shot(data.few_shot_hinted))

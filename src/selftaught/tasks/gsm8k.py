@@ -14,7 +14,7 @@ import itertools
 from selftaught.config import DataConfig
 from selftaught.tasks.answers import check_annotations, extract_gsm8k_answer, normalize_number, numbers_equal
 from selftaught.tasks.base import Example, TaskDataError
-from selftaught.tasks.data import get_text, load_examples, read_rows, validate_rows
+from selftaught.tasks.data import get_text, load_examples, read_rows, split_source, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 
 MAX_BUCKET = 8  # solutions with this many reasoning lines or more share the bucket "8+"
@@ -56,16 +56,6 @@ def hinted_block(block: Block, source: str) -> tuple[str, str]:
     return f"{block.question} ({answer})", block.answer
 
 
-def split_source(data: DataConfig, split: str) -> tuple[str, str]:
-    """(path or datasets id, datasets split name) of ``train`` or ``test``."""
-    if split not in ("train", "test"):
-        raise ValueError(f"splits are 'train' and 'test', not {split!r}")
-    source = data.train if split == "train" else data.test
-    if not source:
-        raise TaskDataError(f"task.data.{split} is not set (a file or a datasets id)")
-    return source, data.train_split if split == "train" else data.test_split
-
-
 class GSM8KTask:
     """GSM8K from a JSONL/JSON/CSV file or a `datasets` id (e.g. openai/gsm8k, config "main")."""
 
@@ -74,7 +64,9 @@ class GSM8KTask:
     def __init__(self, data: DataConfig):
         self.data = data
         # read now, so a bad few-shot file stops the run before any generation
-        self._prefix, self._hinted_prefix = few_shot_prefixes(data, hinted_block)
+        self._prefix, self._hinted_prefix = few_shot_prefixes(
+            data, hinted_block, lambda block, source: f"#### {gold_answer(block.answer)}"
+        )
 
     def load(self, split: str) -> list[Example]:
         source, split_name = split_source(self.data, split)

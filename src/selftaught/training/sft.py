@@ -104,6 +104,32 @@ def add_lora(model, r: int, alpha: int, dropout: float, target_modules: str):
     return get_peft_model(model, config)
 
 
+def last_complete_checkpoint(out_dir: str | Path) -> str | None:
+    """Newest ``checkpoint-N`` whose trainer state (written last) parses; None if there is none."""
+    import json
+
+    found = []
+    for folder in Path(out_dir).glob("checkpoint-*"):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            found.append((int(folder.name.split("-")[1]), folder))
+        except (OSError, ValueError):
+            continue  # killed while saving: fall back to the previous one
+    return str(max(found)[1]) if found else None
+
+
+def _checkpointing_kwargs(enabled: bool) -> dict:
+    """transformers v5 renamed gradient_checkpointing to activation_checkpointing."""
+    if not enabled:
+        return {}
+    import inspect
+
+    name = "activation_checkpointing"
+    if name not in inspect.signature(TrainingArguments).parameters:
+        name = "gradient_checkpointing"
+    return {name: True}
+
+
 def train_sft(
     model,
     features: list[dict],
@@ -118,10 +144,13 @@ def train_sft(
     gradient_accumulation_steps: int = 1,
     gradient_checkpointing: bool = False,
     on_step: Callable[[int, float | None], None] | None = None,
+    save_every_steps: int = 0,
 ) -> list[dict]:
     """Train in place for ``max_steps`` optimizer steps; returns the Trainer's loss log.
 
-    bf16 and gradient checkpointing are used only on a GPU; on CPU everything runs in fp32.
+    bf16 and gradient checkpointing are used only on a GPU; on CPU everything runs in fp32. With
+    ``save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler, RNG
+    and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
     """
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
     args = TrainingArguments(
@@ -133,14 +162,16 @@ def train_sft(
         warmup_steps=max(1, int(warmup_ratio * max_steps)),
         weight_decay=weight_decay,
         logging_steps=max(1, max_steps // 20),
-        save_strategy="no",
+        save_strategy="steps" if save_every_steps else "no",
+        save_steps=save_every_steps or 500,
+        save_total_limit=2,  # the previous checkpoint survives a kill during the next save
         report_to=[],
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         gradient_accumulation_steps=gradient_accumulation_steps,
-        gradient_checkpointing=gradient_checkpointing and cuda,
+        **_checkpointing_kwargs(gradient_checkpointing and cuda),
         # random batches: grouping by length made M0's batches all-plain or all-hinted and all one
         # digit count, and it learned single-digit sums far worse (76% vs 96% at 1 digit)
         train_sampling_strategy="random",
@@ -159,6 +190,6 @@ def train_sft(
     )
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(out_dir) if save_every_steps else None)
     model.eval()
     return [entry for entry in trainer.state.log_history if "loss" in entry]

@@ -1,0 +1,137 @@
+"""Run directory safety: atomic writes, the lock, config changes on resume, chunked resume, disk full."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from selftaught import runs
+from selftaught.config import ConfigError, config_from_dict
+from selftaught.loop import prepare_run_dir, run_star
+from tests.conftest import tiny_run_config
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    runs.atomic_write_json(target, {"v": 1})
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        runs.atomic_write_json(target, {"v": 2})
+    assert runs.read_json(target) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
+
+
+def test_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
+    lock = runs.RunLock(tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.path.write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        with pytest.raises(runs.RunInUse, match=f"process {sleeper.pid}"):
+            lock.acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lock.acquire()  # the holder is gone: stale, taken over
+    assert lock.path.read_text().split()[0] == str(os.getpid())
+    lock.release()
+    assert not lock.path.exists()
+
+
+def test_resume_with_changed_config_is_refused_unless_forced(tmp_path):
+    config = tiny_run_config(tmp_path)
+    prepare_run_dir(config, tmp_path / "run", resume=False)
+    runs.RunLock(tmp_path / "run").release()
+    changed = config_from_dict({**config.to_dict(), "seed": 5, "loop": {**config.to_dict()["loop"], "iterations": 4}})
+    with pytest.raises(ConfigError, match=r"loop.iterations: 1 -> 4; seed: 0 -> 5"):
+        prepare_run_dir(changed, tmp_path / "run", resume=True)
+    runs.RunLock(tmp_path / "run").release()
+    used, _ = prepare_run_dir(changed, tmp_path / "run", resume=True, force=True)
+    assert used.seed == 5
+    runs.RunLock(tmp_path / "run").release()
+    saved, _ = prepare_run_dir(None, tmp_path / "run", resume=True)
+    assert saved == changed
+
+
+def test_second_concurrent_run_is_refused_and_first_unharmed(tmp_path):
+    root = tmp_path / "run"
+    config = tiny_run_config(tmp_path)
+    prepare_run_dir(config, root, resume=False)  # this process now holds the lock, as a running job would
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(runs.RunInUse, match="in use by process"):
+        prepare_run_dir(None, root, resume=True)
+    assert sorted(p.name for p in root.iterdir()) == before
+    runs.RunLock(root).release()
+
+
+def test_disk_full_mid_run_then_resume(tmp_path, monkeypatch):
+    config = tiny_run_config(tmp_path, loop={"iterations": 1, "filter": "answer"})
+    real = runs.atomic_write_jsonl
+
+    def full_on_train_file(path, rows):
+        if path.name == "train.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, rows)
+
+    monkeypatch.setattr(runs, "atomic_write_jsonl", full_on_train_file)
+    with pytest.raises(OSError, match="No space left"):
+        run_star(config, tmp_path / "run")
+    assert runs.RunDir(tmp_path / "run").is_done(tmp_path / "run" / "iter_001", "rationalize")
+    monkeypatch.setattr(runs, "atomic_write_jsonl", real)
+    summary = run_star(None, tmp_path / "run", resume=True)
+    assert [r["iteration"] for r in summary["iterations"]] == [1]
+
+
+def test_interrupted_generation_keeps_finished_chunks(tmp_path, monkeypatch):
+    from selftaught import loop
+
+    config = tiny_run_config(tmp_path, generation={"chunk_size": 10}, loop={"iterations": 1, "filter": "answer"})
+    reference = run_star(config, tmp_path / "ref")
+    calls = {"n": 0}
+    real = loop.Generator.complete
+
+    def die_in_second_generation_chunk(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # calls 1-3: M0's evaluation (24 questions), 4: generation chunk 0
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop.Generator, "complete", die_in_second_generation_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_star(config, tmp_path / "run")
+    chunks = list((tmp_path / "run" / "iter_001" / ".chunks" / "generate").glob("chunk_*.jsonl"))
+    assert len(chunks) == 1  # generation chunk 0 was saved before the kill
+    monkeypatch.setattr(loop.Generator, "complete", real)
+    calls["n"] = 0
+    resumed = run_star(None, tmp_path / "run", resume=True)
+    assert runs.read_jsonl(tmp_path / "run/iter_001/generated.jsonl") == runs.read_jsonl(
+        tmp_path / "ref/iter_001/generated.jsonl"
+    )
+    assert resumed["iterations"][0]["accuracy_by_bucket"] == reference["iterations"][0]["accuracy_by_bucket"]
+    assert not (tmp_path / "run" / "iter_001" / ".chunks").exists()
+
+
+def test_rationalize_rerun_does_not_duplicate_hinted_rows(tmp_path, monkeypatch):
+    config = tiny_run_config(tmp_path, loop={"iterations": 1, "filter": "answer"})
+    real_mark = runs.RunDir.mark_done
+
+    def die_before_marking_rationalize(self, folder, phase, seconds):
+        if phase == "rationalize":
+            raise KeyboardInterrupt  # the rows are written, the phase not yet recorded
+        return real_mark(self, folder, phase, seconds)
+
+    monkeypatch.setattr(runs.RunDir, "mark_done", die_before_marking_rationalize)
+    with pytest.raises(KeyboardInterrupt):
+        run_star(config, tmp_path / "run")
+    monkeypatch.setattr(runs.RunDir, "mark_done", real_mark)
+    run_star(None, tmp_path / "run", resume=True)
+    rows = runs.read_jsonl(tmp_path / "run" / "iter_001" / "generated.jsonl")
+    keys = [(r["id"], r["hinted"], r["sample"]) for r in rows]
+    assert len(keys) == len(set(keys))
