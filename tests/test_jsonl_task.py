@@ -326,3 +326,26 @@ def test_registry_loads_user_task_by_import_path(tmp_path, monkeypatch):
 def test_registry_bad_import_path_is_a_config_error(name):
     with pytest.raises(ConfigError, match="cannot be imported"):
         make_task(config_from_dict({"task": {"name": name}}))
+
+
+def test_jsonl_task_works_with_star_bookkeeping(tmp_path):
+    from selftaught import star
+    from selftaught.config import DataConfig
+    from selftaught.tasks.jsonl import JsonlTask
+
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"question": "2+2?", "answer": "4"}\n{"question": "3+3?", "answer": "6"}\n')
+    few = tmp_path / "few.txt"
+    few.write_text("Q: 1+1?\nA: one and one. The answer is 2.\n")
+    task = JsonlTask(DataConfig(train=str(train), test=str(train), few_shot=str(few), normalizer="number"))
+    examples = task.load("train")
+    rows = [star.grade(task, examples[0], " 2 and 2. The answer is 4.", hinted=False)]
+    rows.append(star.grade(task, examples[1], " The answer is 6.", hinted=True))
+    records = star.training_records(task, examples, rows, "answer")
+    assert [(r["id"], r["source"]) for r in records] == [
+        (examples[0].id, "generated"),
+        (examples[1].id, "rationalized"),
+    ]
+    assert all(r["prompt"].startswith("Q: ") and "(6)" not in r["prompt"] for r in records)  # no few-shot, no hint
+    with_prefix = star.training_records(task, examples, rows, "answer", few_shot=True)
+    assert all(r["prompt"].startswith("Q: 1+1?") for r in with_prefix)

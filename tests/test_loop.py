@@ -84,3 +84,27 @@ def test_resume_after_crash_gives_the_same_result(finished, tmp_path, monkeypatc
     assert [r["accuracy_by_bucket"] for r in resumed["iterations"]] == [
         r["accuracy_by_bucket"] for r in summary["iterations"]
     ]
+
+
+def test_eval_reproduces_the_run_and_reports_maj_and_pass(finished):
+    from selftaught.evaluate import evaluate_model, resolve_model
+
+    config, root, summary = finished
+    path = resolve_model(str(root), config)
+    assert path.endswith("iter_002/checkpoint")
+    result = evaluate_model(config, path, num_samples=3, temperature=1.0)
+    assert result["accuracy_by_bucket"] == summary["iterations"][-1]["accuracy_by_bucket"]
+    assert 0 <= result["maj@3"] <= result["pass@3"] <= 1
+    base = evaluate_model(config, resolve_model(str(root), config, iteration=0))
+    assert base["accuracy_by_bucket"] == summary["base"]["accuracy_by_bucket"]
+
+
+def test_score_samples_majority_and_pass():
+    from selftaught.evaluate import score_samples
+    from selftaught.tasks.arithmetic import ArithmeticTask
+    from selftaught.tasks.base import Example
+
+    task = ArithmeticTask([1], [1], 1, 1)
+    examples = [Example("a", "2+3", "5"), Example("b", "4+4", "8")]
+    samples = [["|5", "|6", "|5"], ["|9", "|8", "|9"]]  # reversed answers: 5 right twice; 8 right once
+    assert score_samples(task, examples, samples) == {"maj@3": 0.5, "pass@3": 1.0}

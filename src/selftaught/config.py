@@ -283,7 +283,8 @@ def apply_override(data: dict, assignment: str) -> None:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {assignment!r}: value is not valid YAML ({err.problem})") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"override {assignment!r}: value is not valid YAML ({problem})") from None
     node = data
     parts = key.strip().split(".")
     for part in parts[:-1]:
@@ -305,7 +306,8 @@ def read_recipe(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"recipe {path}{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"recipe {path}{line} is not valid YAML: {problem}") from None
     if data is None:
         return {}
     _require(isinstance(data, dict), f"recipe {path} must be a YAML mapping at the top level")
@@ -324,7 +326,3 @@ def config_from_dict(data: dict) -> Config:
         return _build(Config, data, "")
     except TypeError as err:  # e.g. a section given as a scalar
         raise ConfigError(str(err)) from None
-
-
-def save_config(config: Config, path: str | Path) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)

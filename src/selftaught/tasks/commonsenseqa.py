@@ -21,7 +21,7 @@ from collections import Counter
 from selftaught.config import DataConfig
 from selftaught.tasks.answers import answer_window, choice_in_window, label_in_window, last_label
 from selftaught.tasks.base import Example, TaskDataError
-from selftaught.tasks.data import get_field, get_text, load_examples, read_rows, split_source, validate_rows
+from selftaught.tasks.data import get_field, get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -94,14 +94,7 @@ class CommonsenseQATask:
         self._prefix, self._hinted_prefix = few_shot_prefixes(data, hinted_block, direct_block_answer)
 
     def load(self, split: str) -> list[Example]:
-        source, split_name = split_source(self.data, split)
-        counter = itertools.count()
-
-        def parse(location: str, row: dict) -> Example:
-            return parse_row(location, row, split, next(counter), self.data.id_field)
-
-        rows = read_rows(source, split_name, self.data.dataset_config)
-        return load_examples(rows, parse, self.data.max_examples)
+        return load_split(self.data, split, parse_row)
 
     @staticmethod
     def choices(example: Example) -> tuple[tuple[str, str], ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -177,6 +178,17 @@ def load_examples(rows: Iterator[Row], parse: Parse, max_examples: int = 0) -> l
     if not examples:
         raise TaskDataError("no examples found (empty file?)")
     return examples
+
+
+def load_split(data: DataConfig, split: str, parse_row) -> list[Example]:
+    """``split`` of the configured data, each row parsed by ``parse_row(location, row, split, index, id_field)``."""
+    source, split_name = split_source(data, split)
+    counter = itertools.count()
+
+    def parse(location: str, row: dict) -> Example:
+        return parse_row(location, row, split, next(counter), data.id_field)
+
+    return load_examples(read_rows(source, split_name, data.dataset_config), parse, data.max_examples)
 
 
 def validate_rows(rows: Iterator[Row], parse: Parse) -> dict:

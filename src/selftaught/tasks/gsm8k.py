@@ -14,7 +14,7 @@ import itertools
 from selftaught.config import DataConfig
 from selftaught.tasks.answers import check_annotations, extract_gsm8k_answer, normalize_number, numbers_equal
 from selftaught.tasks.base import Example, TaskDataError
-from selftaught.tasks.data import get_text, load_examples, read_rows, split_source, validate_rows
+from selftaught.tasks.data import get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 
 MAX_BUCKET = 8  # solutions with this many reasoning lines or more share the bucket "8+"
@@ -69,14 +69,7 @@ class GSM8KTask:
         )
 
     def load(self, split: str) -> list[Example]:
-        source, split_name = split_source(self.data, split)
-        counter = itertools.count()
-
-        def parse(location: str, row: dict) -> Example:
-            return parse_row(location, row, split, next(counter), self.data.id_field)
-
-        rows = read_rows(source, split_name, self.data.dataset_config)
-        return load_examples(rows, parse, self.data.max_examples)
+        return load_split(self.data, split, parse_row)
 
     def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str:
         question = f"Q: {example.question} ({example.answer})" if hint else f"Q: {example.question}"

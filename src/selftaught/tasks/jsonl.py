@@ -175,9 +175,10 @@ class JsonlTask:
         rows = read_rows(source, split_name, self.data.dataset_config)
         return load_examples(rows, self._parser(split), self.data.max_examples)
 
-    def prompt(self, example: Example, hint: bool = False) -> str:
+    def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str:
         question = f"Q: {example.question} ({example.answer})" if hint else f"Q: {example.question}"
-        return with_question(self._hinted_prefix if hint else self._prefix, f"{question}\nA:")
+        prefix = (self._hinted_prefix if hint else self._prefix) if few_shot else ""
+        return with_question(prefix, f"{question}\nA:")
 
     def _pattern_answer(self, completion: str) -> str | None:
         """Group 1 of the last match in the completion's tail; None on no match or timeout."""
