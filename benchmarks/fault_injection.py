@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -129,7 +128,7 @@ def trial(work: Path, k: int, phase: str, delay: float, reference: Path, iterati
     time.sleep(delay)
     hit = phase_now(out, cache, iterations)
     finished_before_kill = proc.poll() is not None
-    os.kill(proc.pid, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # no-op if it already exited (Popen knows; os.kill would race)
     proc.wait()
     resumed = subprocess.run(
         command(out, cache, resume=(out / "config.yaml").is_file()), cwd=REPO, capture_output=True, text=True
