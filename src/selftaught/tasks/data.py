@@ -162,17 +162,30 @@ def get_text(row: dict, dotted: str, location: str) -> str:
 Parse = Callable[[str, dict], Example]
 
 
+def _parsed(rows: Iterator[Row], parse: Parse) -> Iterator[Example | TaskDataError]:
+    """Each row parsed, or the error naming it; a repeated id is an error."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        try:
+            if row.error:
+                raise TaskDataError(f"{row.location}: {row.error}")
+            example = parse(row.location, row.data)
+            if example.id in seen:
+                raise TaskDataError(f"{row.location}: duplicate id {example.id!r} (first at {seen[example.id]})")
+        except TaskDataError as err:
+            yield err
+            continue
+        seen[example.id] = row.location
+        yield example
+
+
 def load_examples(rows: Iterator[Row], parse: Parse, max_examples: int = 0) -> list[Example]:
     """Parse every row, stopping at the first problem; ids must be unique."""
-    examples, seen = [], {}
-    for row in rows:
-        if row.error:
-            raise TaskDataError(f"{row.location}: {row.error}")
-        example = parse(row.location, row.data)
-        if example.id in seen:
-            raise TaskDataError(f"{row.location}: duplicate id {example.id!r} (first at {seen[example.id]})")
-        seen[example.id] = row.location
-        examples.append(example)
+    examples = []
+    for item in _parsed(rows, parse):
+        if isinstance(item, TaskDataError):
+            raise item
+        examples.append(item)
         if max_examples and len(examples) >= max_examples:
             break
     if not examples:
@@ -193,16 +206,10 @@ def load_split(data: DataConfig, split: str, parse_row) -> list[Example]:
 
 def validate_rows(rows: Iterator[Row], parse: Parse) -> dict:
     """Counts of valid and invalid rows, with one 'location: reason' line per invalid row."""
-    valid, problems, seen = 0, [], {}
-    for row in rows:
-        try:
-            if row.error:
-                raise TaskDataError(f"{row.location}: {row.error}")
-            example = parse(row.location, row.data)
-            if example.id in seen:
-                raise TaskDataError(f"{row.location}: duplicate id {example.id!r} (first at {seen[example.id]})")
-            seen[example.id] = row.location
+    valid, problems = 0, []
+    for item in _parsed(rows, parse):
+        if isinstance(item, TaskDataError):
+            problems.append(str(item))
+        else:
             valid += 1
-        except TaskDataError as err:
-            problems.append(str(err))
     return {"valid": valid, "invalid": len(problems), "problems": problems}
