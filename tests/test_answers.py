@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 
 from selftaught.tasks.answers import (
     EvalError,
+    StepCheck,
     check_annotation,
     check_annotations,
-    extract_choice,
     extract_gsm8k_answer,
     normalize_number,
     numbers_equal,
     safe_eval,
 )
+from selftaught.tasks.choices import extract_choice
 
 FAST = 1.0  # seconds; every call on adversarial input must stay well under this
 
@@ -216,7 +217,7 @@ def test_safe_eval_rejects_quickly(expr):
 
 # ------------------------------------------------------------------------------ check_annotations
 @pytest.mark.parametrize(
-    "body, ok",
+    "body, verdict",
     [
         ("48/2=24", True),
         ("8*18=144.00", True),
@@ -229,24 +230,32 @@ def test_safe_eval_rejects_quickly(expr):
         ("10/3=3.3333", True),
         ("10/3=3.34", False),
         ("2+2=5", False),
-        ("x=5", False),
-        ("2+2", False),
-        ("2+2=four", False),
-        ("=4", False),
-        ("9**9**9=1", False),
+        ("1/0=5", False),  # plain arithmetic that divides by zero is a wrong step
+        # cannot be evaluated: unchecked, neither right nor wrong
+        ("500/month*12=6000", None),  # units inside
+        ("x=5", None),
+        ("2+2", None),
+        ("2+2=four", None),
+        ("5*2=10 dollars", None),
+        ("=4", None),
+        ("9**9**9=1", None),  # too large to compute within bounds
+        ("20% of 50=10", None),
     ],
 )
-def test_check_annotation(body, ok):
-    assert (check_annotation(body) is None) is ok
+def test_check_annotation(body, verdict):
+    right, message = check_annotation(body)
+    assert right is verdict
+    assert (message == "") is (verdict is True)
 
 
 def test_check_annotations_counts_and_reports():
     text = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nShe makes 9 * 2 = $<<9*2=19>>19.\n#### 19"
-    assert check_annotations(text) == (2, ["<<9*2=19>>: 9*2 is 18, not 19"])
-    assert check_annotations("no annotations") == (0, [])
-    assert check_annotations("<<<<2+2=4>>") == (1, [])  # the innermost "<<"
-    assert check_annotations("<<2+2=4") == (0, [])  # never closed
-    assert check_annotations("<<1+1=2>> and <<3*3=9>>") == (2, [])
+    assert check_annotations(text) == StepCheck(2, 0, ("<<9*2=19>>: 9*2 is 18, not 19",))
+    assert check_annotations("no annotations") == StepCheck(0, 0, ())
+    assert check_annotations("<<<<2+2=4>>") == StepCheck(1, 0, ())  # the innermost "<<"
+    assert check_annotations("<<2+2=4") == StepCheck(0, 0, ())  # never closed
+    assert check_annotations("<<1+1=2>> and <<3*3=9>>") == StepCheck(2, 0, ())
+    assert check_annotations("<<500/month*12=6000>> and <<3*3=9>>") == StepCheck(1, 1, ())
 
 
 @pytest.mark.parametrize(
@@ -255,14 +264,14 @@ def test_check_annotations_counts_and_reports():
     ids=["opens", "one-close", "many", "closes", "huge-body"],
 )
 def test_check_annotations_is_fast(text):
-    count, problems = timed(check_annotations, text)
-    assert len(problems) <= count
+    steps = timed(check_annotations, text)
+    assert len(steps.problems) <= steps.checked + 1
 
 
 def test_check_annotations_bounds_the_work():
-    count, problems = check_annotations("<<1+1=2>>" * 1500)
-    assert count == 1500
-    assert problems == ["500 annotations past the first 1,000 were not checked"]
+    steps = check_annotations("<<1+1=2>>" * 1500)
+    assert (steps.checked, steps.unchecked) == (1000, 500)
+    assert steps.problems == ("500 annotations past the first 1,000 were not checked",)
 
 
 # -------------------------------------------------------------------------------- extract_choice
@@ -278,7 +287,7 @@ CHOICES = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk"), ("d", "desk dr
         ("the answer is Desk Drawer.", "d"),  # the longest choice named at the same place
         ("the answer is desk.", "c"),
         ("the answer is b.", "b"),
-        ("(a) looks wrong but (c) fits", "c"),
+        ("(a) looks wrong but (c) fits", None),  # two labels and no statement: no answer
         ("the answer is (z), or (a)", "a"),  # (z) is no label: falls back to the last valid one
         ("the answer is a deskdrawer", None),  # whole words only
         ("I do not know", None),
@@ -295,10 +304,10 @@ def test_extract_choice(text, expected):
 @settings(max_examples=300, deadline=None)
 def test_extractors_never_raise(text):
     answer = extract_gsm8k_answer(text)
-    assert answer is None or normalize_number(answer) == answer
+    assert answer is None or numbers_equal(answer, answer)
     normalize_number(text)
-    count, problems = check_annotations(text)
-    assert 0 <= len(problems) <= count
+    steps = check_annotations(text)
+    assert 0 <= len(steps.problems) <= steps.checked
     assert extract_choice(text, CHOICES) in {None, "a", "b", "c", "d", "e"}
 
 

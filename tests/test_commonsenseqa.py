@@ -11,7 +11,7 @@ import pytest
 from selftaught.config import DataConfig, config_from_dict
 from selftaught.star import grade
 from selftaught.tasks import Task, TaskDataError, make_task
-from selftaught.tasks.answers import extract_choice
+from selftaught.tasks.choices import extract_choice
 from selftaught.tasks.commonsenseqa import CommonsenseQATask, validate_commonsenseqa
 
 
@@ -176,7 +176,7 @@ def test_hint_derivation_errors(tmp_path, files, text, message):
         (" Therefore, the answer is fruit basket.", False),
         (" the answer is (D)", True),
         (" the answer is d.", True),
-        (" I pick (a), no wait, (d)", True),
+        (" I pick (a), no wait, (d)", False),  # two labels and no statement: no answer
         (" Therefore, the answer is kitchen (a).\n\nQ: next\nA: the answer is basket (d).", False),
         (" Therefore, the answer is the moon.", False),
         (" no idea", False),
@@ -186,18 +186,20 @@ def test_hint_derivation_errors(tmp_path, files, text, message):
 def test_extract_and_check(files, completion, correct):
     t = task(files)
     example = t.load("test")[1]
-    assert t.check(t.extract_answer(completion), example) is correct
+    assert t.check(t.extract_answer(completion, example), example) is correct
     # the protocol's two steps agree with extract_choice given the example's choices
     choices = list(dict(example.meta)["choices"])
     assert (extract_choice(completion, choices) == example.answer) is correct
 
 
-def test_extract_answer_returns_label_or_words(files):
+def test_extract_answer_returns_a_label(files):
     t = task(files)
+    example = t.load("test")[1]  # choices include "basket" (d)
     assert t.extract_answer("so the answer is blotter (e).") == "e"
-    assert t.extract_answer("so the answer is blotter.") == "blotter"
-    assert t.extract_answer("(b) then (c)") == "c"
-    assert t.extract_answer("nothing") is None
+    assert t.extract_answer("so the answer is basket.") is None  # without the example: letters only
+    assert t.extract_answer("so the answer is basket.", example) == "d"
+    assert t.extract_answer("(b) then (c)") is None
+    assert t.extract_answer("nothing", example) is None
 
 
 def test_grade_with_star(files):
@@ -211,7 +213,7 @@ def test_direct_completion_bucket_budget_protocol(files):
     t = task(files, max_new_tokens=99)
     examples = t.load("test")
     assert t.direct_completion(examples[1]) == " The answer is basket (d)."
-    assert t.check(t.extract_answer(t.direct_completion(examples[1])), examples[1])
+    assert t.check(t.extract_answer(t.direct_completion(examples[1]), examples[1]), examples[1])
     assert [t.bucket(e) for e in examples] == ["short", "medium", "long"]
     assert t.verify_rationale(examples[0], "anything") is None
     assert t.max_new_tokens(examples[0]) == 99

@@ -215,7 +215,7 @@ def test_few_shot_answer_without_extractable_answer_is_an_error(tmp_path):
         ("number", "We have 3 apples, then 5.", "5"),
         ("number", "no idea", None),
         ("choice", "Fish swim. So the answer is (c).", "c"),
-        ("choice", "(a) is wrong, (d) fits.", "d"),
+        ("choice", "(a) is wrong, (d) fits.", None),  # two labels and no statement: no answer
         ("choice", "hmm", None),
         ("text", "Lima is in Peru. So the answer is: Lima. Next question", "Lima"),
         ("text", "The answer is x. Wait, the answer is New York! Sure.", "New York"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selftaught.config import ConfigError, load_config
+from selftaught.config import ConfigError, DataConfig, load_config
 from selftaught.tasks.base import Example, TaskDataError
 from selftaught.tasks.commonsenseqa import CommonsenseQATask
 from selftaught.tasks.data import read_rows, validate_rows
@@ -53,6 +53,7 @@ def test_overrides_total(assignment):
 @FAST
 def test_task_graders_total(text):
     gsm = GSM8KTask.__new__(GSM8KTask)
+    gsm.data = DataConfig(require_checked_step=True)
     example = Example("x", "q", "18", (("solution", "#### 18"),))
     answer = gsm.extract_answer(text)
     assert isinstance(gsm.check(answer, example), bool)
@@ -60,3 +61,4 @@ def test_task_graders_total(text):
     csqa = CommonsenseQATask.__new__(CommonsenseQATask)
     choice = Example("y", "where?", "b", (("choices", (("a", "here"), ("b", "there"))),))
     assert isinstance(csqa.check(csqa.extract_answer(text), choice), bool)
+    assert isinstance(csqa.check(csqa.extract_answer(text, choice), choice), bool)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from selftaught.config import DataConfig
-from selftaught.tasks.answers import check_annotations, extract_choice, extract_gsm8k_answer
+from selftaught.tasks.answers import check_annotations, extract_gsm8k_answer
+from selftaught.tasks.choices import extract_choice
 from selftaught.tasks.commonsenseqa import CommonsenseQATask, validate_commonsenseqa
 from selftaught.tasks.fewshot import read_few_shot, render_few_shot
 from selftaught.tasks.gsm8k import GSM8KTask, gold_answer, validate_gsm8k
@@ -38,8 +39,8 @@ def test_gsm8k_few_shot_files():
         assert render_few_shot(read_few_shot(GSM8K / path)) == text.strip()
     for _, answer in plain:  # the shots' own steps and answers pass our checks
         assert extract_gsm8k_answer(answer) == gold_answer(answer)
-        count, problems = check_annotations(answer)
-        assert count > 0 and problems == []
+        steps = check_annotations(answer)
+        assert steps.checked > 0 and steps.problems == ()
 
 
 @needs_gsm8k

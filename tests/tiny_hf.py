@@ -37,7 +37,7 @@ def build_bpe_tokenizer(corpus: list[str], chat: bool = False, vocab_size: int =
     return tokenizer
 
 
-def build_model(tokenizer, arch: str = "llama", seed: int = 0):
+def build_model(tokenizer, arch: str = "llama", seed: int = 0, max_positions: int = 1024):
     torch.manual_seed(seed)
     common = dict(
         vocab_size=len(tokenizer),
@@ -46,7 +46,7 @@ def build_model(tokenizer, arch: str = "llama", seed: int = 0):
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=max_positions,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
@@ -71,6 +71,38 @@ def save_tiny(path: Path, corpus: list[str], pairs: list[tuple[str, str]], arch=
     model = build_model(tokenizer, arch)
     if pairs:
         memorize(model, tokenizer, pairs, steps, chat, path.parent)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def babble_pairs(prompts: list[str], answers: list[str], blocks: list[str], next_blocks: int = 2):
+    """(prompt, continuation) pairs in which each answer runs on into made-up next ``Q:``/``A:`` blocks,
+    joined by blank lines, with no end-of-sequence token: what a pretrained base LM has seen."""
+    pairs = []
+    for k, (prompt, answer) in enumerate(zip(prompts, answers)):
+        following = [blocks[(k + j + 1) % len(blocks)] for j in range(next_blocks)]
+        pairs.append((prompt, " " + answer + "".join("\n\n" + block for block in following)))
+    return pairs
+
+
+def memorize_text(model, tokenizer, pairs: list[tuple[str, str]], steps: int, out_dir: Path) -> None:
+    """Fine-tune on prompt + continuation with the loss on the continuation and *no* EOS appended."""
+    from selftaught.training.sft import IGNORE, train_sft
+
+    features = []
+    for prompt, continuation in pairs:
+        head = tokenizer(prompt)["input_ids"]
+        tail = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        features.append({"input_ids": head + tail, "labels": [IGNORE] * len(head) + tail})
+    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, 8, 3e-3, seed=0)
+
+
+def save_babbler(path: Path, corpus: list[str], pairs: list[tuple[str, str]], steps: int = 150, max_positions=1024):
+    """A tiny base-model stand-in that answers, then keeps writing the next ``Q:`` block until its budget."""
+    tokenizer = build_bpe_tokenizer(corpus)
+    model = build_model(tokenizer, max_positions=max_positions)
+    memorize_text(model, tokenizer, pairs, steps, path.parent)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -1,4 +1,4 @@
-"""Command line: ``selftaught run | eval | report | data validate``."""
+"""Command line: ``selftaught run | eval | grade | report | data validate``."""
 
 from __future__ import annotations
 
@@ -138,6 +138,43 @@ def eval_cmd(
     except USER_ERRORS as err:
         _fail(err, debug)
     out_console.print_json(data=result)
+
+
+@app.command("grade")
+def grade_cmd(
+    task: str = typer.Option(..., "--task", help="gsm8k | commonsenseqa | jsonl | package.module:Class"),
+    path: str = typer.Option(..., "--path", help="rows in the task's data format plus a completion field"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipe giving the task settings"),
+    overrides: list[str] = typer.Option([], "--set", help="dotted override, e.g. --set task.data.normalizer=number"),
+    completion_field: str = typer.Option("completion", "--completion-field", help="the field holding the output"),
+    out: Optional[Path] = typer.Option(None, "--out", help="graded rows (JSONL; default FILE.graded.jsonl)"),
+    raw: bool = typer.Option(False, "--raw", help="grade whole texts, not cut where completions end (chat models)"),
+    as_json: bool = typer.Option(False, "--json", help="print the counts as one JSON object"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
+) -> None:
+    """Grade completions you already have with a task's grader: one JSONL row per input, in order."""
+    import json
+
+    from selftaught.grading import grade_file
+    from selftaught.runs import atomic_write_jsonl
+
+    try:
+        config = load_config(recipe, [*overrides, f"task.name={task}"])
+        rows, counts = grade_file(config, path, completion_field, raw)
+        out = out or Path(path).with_suffix(".graded.jsonl")
+        atomic_write_jsonl(out, rows)
+    except USER_ERRORS as err:
+        _fail(err, debug)
+    if as_json:
+        print(json.dumps({**counts.as_dict(), "out": str(out)}))
+        return
+    n = max(counts.rows, 1)
+    out_console.print(
+        f"{path}: {counts.rows} rows, [green]{counts.correct} correct[/green] ({counts.correct / n:.1%}), "
+        f"{counts.verified} verified ({counts.verified / n:.1%}), {counts.no_answer} no answer; rows: {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 data_app = typer.Typer(help="Check datasets before a long run.")

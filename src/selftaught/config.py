@@ -76,8 +76,19 @@ class DataConfig:
     normalizer: str = "text"  # jsonl task: text | number | choice
     max_examples: int = 0  # use only the first N rows of each split (0 = all)
     max_new_tokens: int = 256  # generation budget for one rationale
+    # where a completion ends: it is cut before the first of these strings ([] = the task's own: the
+    # next few-shot "Q:" block, and for gsm8k the "#### N" line); they also apply to chat models
+    stop: list[str] = field(default_factory=list)
+    # gsm8k with loop.filter=answer+rationale: a rationale with no calculator annotation that can be
+    # evaluated passes the step check (false, the default: 18 of GSM8K's 1,319 gold test solutions have
+    # none, and instruct models rarely write them) or fails it (true: nothing unchecked is kept)
+    require_checked_step: bool = False
 
     def __post_init__(self):
+        _require(
+            isinstance(self.stop, list) and all(isinstance(s, str) and s for s in self.stop),
+            f"task.data.stop must be a list of non-empty strings, got {self.stop!r}",
+        )
         _choice("task.data", "normalizer", self.normalizer, ("text", "number", "choice"))
         _choice("task.data", "few_shot_style", self.few_shot_style, ("cot", "direct"))
         _require(self.max_examples >= 0, f"task.data.max_examples must be >= 0, got {self.max_examples}")
@@ -171,6 +182,9 @@ class GenerationConfig:
     num_samples: int = 1  # rationales sampled per question
     temperature: float = 0.0  # 0 = greedy, as in the paper
     top_p: float = 1.0
+    # stop each completion where the task says it ends (before the next few-shot question, after
+    # GSM8K's "#### N" line) and keep only that; false generates to max_new_tokens and keeps it all
+    stop_at_answer: bool = True
 
     def __post_init__(self):
         _choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from selftaught import star
 from selftaught.config import Config, ConfigError
 from selftaught.tasks import Example, Task
+from selftaught.tasks.stops import NO_STOP
 
 
 def majority(answers: list[str | None]) -> str | None:
@@ -34,7 +35,7 @@ def score_samples(task: Task, examples: list[Example], samples: list[list[str]])
     """maj@k and pass@k over k sampled completions per example (k = len of each list)."""
     maj_hits = pass_hits = 0
     for example, texts in zip(examples, samples):
-        answers = [task.extract_answer(t) for t in texts]
+        answers = [task.extract_answer(t, example) for t in texts]
         maj_hits += task.check(majority(answers), example)
         pass_hits += any(task.check(a, example) for a in answers)
     n = max(len(examples), 1)
@@ -77,12 +78,15 @@ def evaluate_model(
     generator = make_generator(model_path, config)
     prompts = [task.prompt(ex) for ex in examples]
     budgets = [task.max_new_tokens(ex) for ex in examples]
-    greedy = generator.complete(prompts, budgets, seed=config.seed)
+    stop = task.stop() if config.generation.stop_at_answer else NO_STOP
+    greedy = generator.complete(prompts, budgets, seed=config.seed, stop=stop)
     rows = [star.grade(task, ex, texts[0], False) for ex, texts in zip(examples, greedy)]
     accuracy, by_bucket = star.accuracy_by_bucket(task, examples, rows)
     result = {"model": model_path, "task": task.name, "split": split, "num_examples": len(examples)}
     result |= {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
     if num_samples > 1:
-        sampled = generator.complete(prompts, budgets, num_samples, temperature, config.generation.top_p, config.seed)
+        sampled = generator.complete(
+            prompts, budgets, num_samples, temperature, config.generation.top_p, config.seed, stop=stop
+        )
         result |= score_samples(task, examples, sampled)
     return result

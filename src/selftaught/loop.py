@@ -22,6 +22,7 @@ from selftaught.generation import Generator
 from selftaught.models import load_model, load_tokenizer, render_prompt, save_model, scheme_name, use_chat
 from selftaught.models.base import ensure_base_model
 from selftaught.tasks import Example, Task, make_task
+from selftaught.tasks.stops import NO_STOP
 from selftaught.training.sft import add_lora, encode_pairs, train_sft
 from selftaught.ui import SILENT, Reporter
 
@@ -44,6 +45,7 @@ class Engine:
         self.task, self.train_set, self.test_set = data or load_data(config)
         self.base_path = ensure_base_model(config, self.task, reporter)
         self._generator: tuple[str, object] | None = None
+        self.stop = self.task.stop() if config.generation.stop_at_answer else NO_STOP
 
     def generator(self, model_path: Path | str):
         """A generator for the model at ``model_path`` (loaded once, reused across phases)."""
@@ -74,7 +76,7 @@ class Engine:
                     budgets = [self.task.max_new_tokens(ex) for ex in part]
                     seed = self.config.seed + 7919 * k
                     outs = self.generator(model_path).complete(
-                        prompts, budgets, num_samples, temperature, g.top_p, seed
+                        prompts, budgets, num_samples, temperature, g.top_p, seed, stop=self.stop
                     )
                     graded = [
                         star.grade(self.task, ex, text, hint, j)
@@ -135,7 +137,7 @@ def make_generator(model_path: Path | str, config: Config):
 
         tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
         chat = use_chat(tokenizer, config.model, model_path)
-        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed)
+        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed, chat)
     return Generator(load_model(model_path, config.model), g.backend, g.batch_size)
 
 

@@ -18,7 +18,7 @@ FILTERS = ("answer", "answer+rationale")
 
 def grade(task: Task, example: Example, completion: str, hinted: bool, sample: int = 0) -> dict:
     """One row of ``generated.jsonl``."""
-    answer = task.extract_answer(completion)
+    answer = task.extract_answer(completion, example)
     correct = task.check(answer, example)
     problem = task.verify_rationale(example, completion) if correct else None
     return {

@@ -1,5 +1,8 @@
 """Generators turn task prompts into completions; the loop does not care which one runs.
 
+Every backend stops a completion where the task's `Stop` says it ends and returns it cut there
+(``generation.stop_at_answer``), and counts the tokens it generated (``tokens_generated``).
+
 * ``sampler``: selftaught's own KV-cache loop (needed for digit positions, fine for any HF model);
 * ``hf``: `transformers`' `generate`, the library path;
 * ``vllm``: vLLM on a GPU (optional extra ``selftaught[vllm]``, imported only when chosen).
@@ -11,9 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from selftaught.generation.sampler import hf_generate_batch, sample_batch
+from selftaught.generation.sampler import hf_generate_tokens, sample_tokens
 from selftaught.models import LoadedModel
 from selftaught.models.positions import DigitPositions
+from selftaught.tasks.stops import NO_STOP, Stop
 
 BACKENDS = ("auto", "sampler", "hf", "vllm")
 
@@ -35,6 +39,7 @@ class Generator:
     def __init__(self, loaded: LoadedModel, backend: str = "auto", batch_size: int = 256):
         self.loaded, self.batch_size = loaded, batch_size
         self.backend = resolve_backend(backend, loaded)
+        self.tokens_generated = 0  # over every call, for throughput reports
 
     def complete(
         self,
@@ -45,13 +50,15 @@ class Generator:
         top_p: float = 1.0,
         seed: int = 0,
         on_batch: Callable[[int], None] | None = None,
+        stop: Stop = NO_STOP,
     ) -> list[list[str]]:
-        """``num_samples`` completions per task prompt, in prompt order.
+        """``num_samples`` completions per task prompt, in prompt order, each cut at ``stop``.
 
         Jobs are sorted by token budget and prompt length so that each batch pads little and stops
         early; each batch gets its own seed, so results do not depend on what ran before.
         """
         lm = self.loaded
+        stop = stop.for_chat(lm.chat)
         rendered = [lm.render(p) for p in prompts]
         jobs = [(i, s) for i in range(len(prompts)) for s in range(num_samples)]
         jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(rendered[job[0]])))
@@ -62,17 +69,18 @@ class Generator:
             texts = [rendered[i] for i, _ in batch]
             budgets = [max_new_tokens[i] for i, _ in batch]
             if self.backend == "sampler":
-                outs = sample_batch(
+                rows = sample_tokens(
                     lm.model, lm.tokenizer, lm.scheme, texts, budgets, temperature, top_p, seed + start,
-                    lm.add_special_tokens,
+                    lm.add_special_tokens, stop,
                 )  # fmt: skip
             else:
                 torch.manual_seed(seed + start)
-                outs = hf_generate_batch(
-                    lm.model, lm.tokenizer, texts, budgets, temperature, top_p, lm.add_special_tokens
+                rows = hf_generate_tokens(
+                    lm.model, lm.tokenizer, texts, budgets, temperature, top_p, lm.add_special_tokens, stop
                 )
-            for (i, s), text in zip(batch, outs):
-                results[i][s] = text
+            self.tokens_generated += sum(len(row) for row in rows)
+            for (i, s), text in zip(batch, lm.tokenizer.batch_decode(rows, skip_special_tokens=True)):
+                results[i][s] = stop.cut(text)
             if on_batch:
                 on_batch(len(batch))
         return results

@@ -1,17 +1,31 @@
-"""Batched sampling with a KV cache that passes the model's own position ids.
+"""Batched sampling with a KV cache that passes the model's own position ids, and the `generate` path.
 
 `transformers`' `generate` derives position ids from the attention mask, so it cannot drive a model
-trained with digit-index positions. This loop calls the same `model.forward` with a `DynamicCache`
-and asks a position scheme for each new token's id. With sequential positions it reproduces
-`generate` token for token under greedy decoding (tested), so it is a drop-in for any HF model.
+trained with digit-index positions. `sample_tokens` calls the same `model.forward` with a
+`DynamicCache` and asks a position scheme for each new token's id. With sequential positions it
+reproduces `generate` token for token under greedy decoding (tested), so it is a drop-in for any HF model.
+
+Both paths stop a row at any of the model's end-of-sequence ids (the tokenizer's and the generation
+config's: chat models end a turn with their own token), at its budget, or where the task's `Stop` says
+the completion has ended, so a base model that goes on with the next few-shot question is cut off
+as soon as it starts it.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from selftaught.models.positions import DigitPositions
+from selftaught.tasks.stops import NO_STOP, Stop
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    """Every token id that ends a sequence: the tokenizer's EOS and the generation config's."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in ids if i is not None})
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> torch.Tensor:
@@ -26,8 +40,34 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> 
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _budgets(max_new_tokens: int | list[int], count: int) -> list[int]:
+    return [max_new_tokens] * count if isinstance(max_new_tokens, int) else list(max_new_tokens)
+
+
+def trim(rows: list[list[int]], ends: list[int], budgets: list[int]) -> list[list[int]]:
+    """Each row up to its first end-of-sequence id (excluded) and its budget."""
+    out = []
+    for row, budget in zip(rows, budgets):
+        row = row[:budget]
+        cut = next((k for k, token in enumerate(row) if token in ends), len(row))
+        out.append(row[:cut])
+    return out
+
+
+def _stopped(tokenizer, new_tokens: list[torch.Tensor], active: torch.Tensor, stop: Stop) -> torch.Tensor:
+    """Which active rows' text so far has reached the task's end (decoded, since stops are text)."""
+    rows = active.nonzero().flatten().tolist()
+    ended = torch.zeros_like(active)
+    if not rows:
+        return ended
+    generated = torch.stack(new_tokens, dim=1)[rows].tolist()
+    for row, text in zip(rows, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+        ended[row] = stop.find_end(text) is not None
+    return ended
+
+
 @torch.inference_mode()
-def sample_batch(
+def sample_tokens(
     model,
     tokenizer,
     scheme,
@@ -37,39 +77,32 @@ def sample_batch(
     top_p: float = 1.0,
     seed: int = 0,
     add_special_tokens: bool = True,
-) -> list[str]:
-    """Complete each prompt once; returns the completions (special tokens removed).
-
-    ``max_new_tokens`` may be one budget or one per prompt (a row stops at its own budget).
-    """
+    stop: Stop = NO_STOP,
+) -> list[list[int]]:
+    """The generated token ids of each prompt, up to EOS (excluded), its budget or the task's stop."""
     device = next(model.parameters()).device
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
     input_ids, mask = enc["input_ids"], enc["attention_mask"]
     digit = isinstance(scheme, DigitPositions)
-    if digit:
-        positions, state = scheme.full(input_ids)
-    else:
-        positions, state = scheme.full_from_mask(mask)
+    positions, state = scheme.full(input_ids) if digit else scheme.full_from_mask(mask)
     generator = torch.Generator(device=device).manual_seed(seed)
-    cache = DynamicCache()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    if isinstance(max_new_tokens, int):
-        max_new_tokens = [max_new_tokens] * len(prompts)
-    budgets = torch.tensor(max_new_tokens, device=device)
+    ends = eos_ids(model, tokenizer)
+    end_tensor, pad = torch.tensor(ends, device=device), tokenizer.pad_token_id
+    budgets_list = _budgets(max_new_tokens, len(prompts))
+    budgets = torch.tensor(budgets_list, device=device)
     done = budgets <= 0
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
-    new_tokens = []
-    for count in range(1, max(max_new_tokens, default=0) + 1):
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=DynamicCache())
+    new_tokens: list[torch.Tensor] = []
+    for count in range(1, max(budgets_list, default=0) + 1):
         token = _pick(out.logits[:, -1, :], temperature, top_p, generator)
         token = torch.where(done, torch.full_like(token, pad), token)
         new_tokens.append(token)
-        done |= (token == eos) | (budgets <= count)
+        done |= torch.isin(token, end_tensor) | (budgets <= count)
+        if not stop.empty:
+            done |= _stopped(tokenizer, new_tokens, ~done, stop)
         if bool(done.all()):
             break
-        if digit:
-            pos, state = scheme.step(token, state)
-        else:
-            pos, state = scheme.next(state)
+        pos, state = scheme.step(token, state) if digit else scheme.next(state)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(
             input_ids=token[:, None],
@@ -78,18 +111,29 @@ def sample_batch(
             past_key_values=out.past_key_values,
         )
     if not new_tokens:
-        return [""] * len(prompts)
-    generated = torch.stack(new_tokens, dim=1).tolist()
-    texts = []
-    for row in generated:
-        if eos in row:
-            row = row[: row.index(eos)]
-        texts.append(tokenizer.decode(row, skip_special_tokens=True))
-    return texts
+        return [[] for _ in prompts]
+    return trim(torch.stack(new_tokens, dim=1).tolist(), ends + [pad], budgets_list)
+
+
+def sample_batch(model, tokenizer, scheme, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:
+    """`sample_tokens`, decoded (special tokens removed); the text is not cut at the stop."""
+    rows = sample_tokens(model, tokenizer, scheme, prompts, max_new_tokens, *args, **kwargs)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+class StopCriteria(StoppingCriteria):
+    """`generate`'s per-row stopping criterion for a task's `Stop` (one bool per row)."""
+
+    def __init__(self, tokenizer, stop: Stop, prompt_length: int):
+        self.tokenizer, self.stop, self.prompt_length = tokenizer, stop, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        return torch.tensor([self.stop.find_end(t) is not None for t in texts], device=input_ids.device)
 
 
 @torch.inference_mode()
-def hf_generate_batch(
+def hf_generate_tokens(
     model,
     tokenizer,
     prompts: list[str],
@@ -97,12 +141,16 @@ def hf_generate_batch(
     temperature: float = 0.0,
     top_p: float = 1.0,
     add_special_tokens: bool = True,
-) -> list[str]:
+    stop: Stop = NO_STOP,
+) -> list[list[int]]:
     """The library path: `model.generate` with ordinary positions (any HF causal LM)."""
-    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    budgets = _budgets(max_new_tokens, len(prompts))
     device = next(model.parameters()).device
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+    prompt_length = enc["input_ids"].shape[1]
+    criteria = StoppingCriteriaList([StopCriteria(tokenizer, stop, prompt_length)] if not stop.empty else [])
     sampling = temperature > 0
+    ends = eos_ids(model, tokenizer)
     out = model.generate(
         **enc,
         max_new_tokens=max(budgets),
@@ -111,7 +159,13 @@ def hf_generate_batch(
         top_p=top_p if sampling else None,
         top_k=None,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=ends,
+        stopping_criteria=criteria,
     )
-    new = out[:, enc["input_ids"].shape[1] :].tolist()
-    return tokenizer.batch_decode([row[:budget] for row, budget in zip(new, budgets)], skip_special_tokens=True)
+    return trim(out[:, prompt_length:].tolist(), ends + [tokenizer.pad_token_id], budgets)
+
+
+def hf_generate_batch(model, tokenizer, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:
+    """`hf_generate_tokens`, decoded (special tokens removed); the text is not cut at the stop."""
+    rows = hf_generate_tokens(model, tokenizer, prompts, max_new_tokens, *args, **kwargs)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selftaught.config import ConfigError, ModelConfig
+from selftaught.tasks.stops import NO_STOP, Stop
 
 INSTALL_HINT = "generation.backend=vllm needs vLLM: pip install 'selftaught[vllm]' (Linux + CUDA GPU)"
 
@@ -34,26 +35,45 @@ def merged_weights(path: str | Path, config: ModelConfig) -> str:
 
 
 class VLLMGenerator:
-    """Same ``complete`` contract as `Generator`, with prompts already rendered by ``render``."""
+    """Same ``complete`` contract as `Generator`, with prompts already rendered by ``render``.
 
-    def __init__(self, path: str | Path, config: ModelConfig, render: Callable[[str], str], seed: int = 0):
+    vLLM stops at the task's stop strings itself (``SamplingParams.stop``) and at the model's EOS and
+    end-of-turn ids; a stop's ``end_pattern`` (a regex, which vLLM cannot take) is applied by cutting
+    the returned text, so a few tokens past it may be generated before a stop string or EOS ends the row.
+    Automatic prefix caching stays on (vLLM's default), so a phase's shared few-shot prefix is computed once.
+    """
+
+    def __init__(
+        self, path: str | Path, config: ModelConfig, render: Callable[[str], str], seed: int = 0, chat: bool = False
+    ):
         vllm = import_vllm()
-        self.vllm, self.render = vllm, render
+        self.vllm, self.render, self.chat = vllm, render, chat
+        self.tokens_generated = 0
         self.llm = vllm.LLM(
             model=merged_weights(path, config),
             trust_remote_code=config.trust_remote_code,
             dtype="bfloat16" if config.dtype == "auto" else config.dtype,
             seed=seed,
+            enable_prefix_caching=True,
         )
 
-    def complete(self, prompts, max_new_tokens, num_samples=1, temperature=0.0, top_p=1.0, seed=0, on_batch=None):
+    def complete(
+        self, prompts, max_new_tokens, num_samples=1, temperature=0.0, top_p=1.0, seed=0, on_batch=None, stop=NO_STOP
+    ):
+        stop: Stop = stop.for_chat(self.chat)
         params = [
             self.vllm.SamplingParams(
-                n=num_samples, temperature=temperature, top_p=top_p, max_tokens=budget, seed=seed + i
+                n=num_samples,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=budget,
+                seed=seed + i,
+                stop=list(stop.strings) or None,
             )
             for i, budget in enumerate(max_new_tokens)
         ]
         outputs = self.llm.generate([self.render(p) for p in prompts], params, use_tqdm=False)
+        self.tokens_generated += sum(len(choice.token_ids) for out in outputs for choice in out.outputs)
         if on_batch:
             on_batch(len(prompts) * num_samples)
-        return [[choice.text for choice in out.outputs] for out in outputs]
+        return [[stop.cut(choice.text) for choice in out.outputs] for out in outputs]

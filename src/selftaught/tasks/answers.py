@@ -11,6 +11,7 @@ import ast
 import math
 import operator
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
 # A number token: optional sign (only when not a binary minus, i.e. not after a word or ")"),
@@ -18,10 +19,18 @@ from decimal import Decimal, InvalidOperation, localcontext
 # No quantifier is nested inside another, so matching is linear in the text length.
 NUMBER = r"(?:(?<![\w)\]])-)?\$?(?:\d+(?:,\d{3})*(?:\.\d+)?|(?<!\d)\.\d+)"
 _NUMBER_RE = re.compile(NUMBER, re.ASCII)
-_HASH_RE = re.compile(r"####[ \t]*(" + NUMBER + ")", re.ASCII)
-_ANSWER_IS_NUMBER_RE = re.compile(r"the answer is[ \t:]*(" + NUMBER + ")", re.ASCII | re.IGNORECASE)
-_ANSWER_IS_RE = re.compile(r"the answer is", re.IGNORECASE)
-_PAREN_LETTER_RE = re.compile(r"\(([A-Za-z])\)")
+# An answer as a model states it: a number, a simple fraction "1/4", or a percentage "25%".
+ANSWER_TOKEN = "(" + NUMBER + r")(?:/(\d{1,20})(?![\d.]))?(%)?"
+_TOKEN_RE = re.compile(ANSWER_TOKEN, re.ASCII)
+_HASH_RE = re.compile(r"####[ \t]*" + ANSWER_TOKEN, re.ASCII)
+_BOXED_RE = re.compile(r"\\boxed\{((?:[^{}\n]|\{[^{}\n]{0,20}\}){0,80})\}")
+_FRAC_RE = re.compile(r"\\d?frac\{([^{}]{1,20})\}\{([^{}]{1,20})\}")
+# "the answer is", "Final answer:", "answer (as a fraction) is", "the answer would be", "Answer ="
+_STATEMENT_RE = re.compile(
+    r"\banswer\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*(?:is|was|would be|will be|should be|:|=)", re.IGNORECASE
+)
+_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
+_HEDGE_RE = re.compile(r"\s*(?:or|to)\s+\$?-?\.?\d", re.IGNORECASE)
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LEADING_ZEROS_RE = re.compile(r"(?<![\d.])0+(?=\d)")
 _LITERAL_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?", re.ASCII)
@@ -31,12 +40,18 @@ MAX_EXPONENT = 1000  # |b| in a**b; 9**9**9 is refused instead of computed
 MAX_DEPTH = 100  # nesting of operators and parentheses; deeper is refused, not left to the stack
 MAX_ANNOTATION_CHARS = 1000
 MAX_ANNOTATIONS = 1000  # a completion with more is reported, not checked one by one
-ANSWER_WINDOW = 200  # characters after "the answer is" that can name the choice
+NEXT_QUESTION = "\nQ:"
+MAX_STATEMENTS = 20  # answer statements looked at, from the last one back
+ANSWER_WINDOW = 200  # characters after an answer statement that can hold the answer
 MATH_VERIFY_MAX_CHARS = 64  # sympy on long or exotic input can be slow; such input is not sent
 
 
 class EvalError(ValueError):
     """An expression `safe_eval` refuses or cannot compute."""
+
+
+class ZeroDivision(EvalError):
+    """Plain arithmetic that divides by zero: a wrong step, not an expression that cannot be read."""
 
 
 # --------------------------------------------------------------------------------------- numbers
@@ -74,26 +89,83 @@ def normalize_number(text: str) -> str | None:
     return _canonical(found) if found is not None else None
 
 
+def _token(match: re.Match) -> str:
+    """A matched `ANSWER_TOKEN` in canonical form: '1,000' -> '1000', '1/4', '25%'."""
+    number, denominator, percent = match.group(1), match.group(2), match.group(3)
+    text = _canonical(number) + (f"/{denominator}" if denominator else "")
+    return text + ("%" if percent and not denominator else "")
+
+
+def _statement_window(text: str, at: int) -> str:
+    """What an answer statement says: the rest of its sentence, or the next line when its line is empty
+    ("The answer is:" then the number on its own line)."""
+    window = text[at : at + ANSWER_WINDOW]
+    head, newline, rest = window.partition("\n")
+    if not head.strip() and newline:
+        window = rest.lstrip("\n")
+    end = _SENTENCE_END_RE.search(window)
+    return window[: end.start()] if end else window
+
+
+def _stated_answer(window: str) -> str | None:
+    """The number a statement names: after its last "=" when it shows a computation ("2 + 3 = 5"),
+    else its first; None when it hedges between two ("12 or 13")."""
+    window = window[window.rfind("=") + 1 :]
+    match = _TOKEN_RE.search(window)
+    if not match or _HEDGE_RE.match(window, match.end()):
+        return None
+    return _token(match)
+
+
 def extract_gsm8k_answer(text: str) -> str | None:
-    """The first ``#### N``; else the first "the answer is N"; else the last number; canonical form.
+    """The model's final number, in canonical form; fractions ("1/4") and percentages ("25%") kept.
+
+    In order: the first ``#### N`` (the few-shot format; a later one is a made-up next question);
+    the last ``\\boxed{N}``; the last answer statement ("the answer is", "Answer:", "Final answer:",
+    "the answer (as a fraction) is") that names a number, reading the rest of its sentence, where a
+    hedge between two numbers is no answer; else the last number.
 
     >>> extract_gsm8k_answer("9 * 2 = <<9*2=18>>18\\n#### 18")
     '18'
     >>> extract_gsm8k_answer("So the answer is $1,000.")
     '1000'
+    >>> extract_gsm8k_answer("Answer: Kylar needs to pay $64 for 16 glasses.")
+    '64'
+    >>> extract_gsm8k_answer("That is 25%. The answer (as a fraction) is 1/4.")
+    '1/4'
+    >>> extract_gsm8k_answer("The answer is 12 or 13.") is None
+    True
     >>> extract_gsm8k_answer("She has 3 apples, then 5.")
     '5'
     >>> extract_gsm8k_answer("no idea") is None
     True
     """
-    match = _HASH_RE.search(text) or _ANSWER_IS_NUMBER_RE.search(text)
+    text = text.split(NEXT_QUESTION, 1)[0]  # a made-up next question never decides the answer
+    match = _HASH_RE.search(text)
     if match:
-        return _canonical(match.group(1))
-    numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
-    return _canonical(numbers[-1]) if numbers else None
+        return _token(match)
+    boxed = None
+    for boxed in _BOXED_RE.finditer(text):  # noqa: B007 - the last one counts
+        pass
+    if boxed is not None:
+        inner = _FRAC_RE.sub(r"\1/\2", boxed.group(1))
+        found = _TOKEN_RE.search(inner)
+        if found:
+            return _token(found)
+    plain = text.replace("**", "")  # markdown bold: "**Answer:** 64"
+    statements = list(_STATEMENT_RE.finditer(plain))[-MAX_STATEMENTS:]  # bounded work on runaway text
+    for statement in reversed(statements):
+        window = _statement_window(plain, statement.end())
+        if _TOKEN_RE.search(window):
+            return _stated_answer(window)
+    tokens = _TOKEN_RE.findall(text)  # faster than finditer when a long text holds many numbers
+    if not tokens:
+        return None
+    number, denominator, percent = tokens[-1]
+    return _canonical(number) + (f"/{denominator}" if denominator else "%" if percent else "")
 
 
-def _decimal(text: str) -> Decimal | None:
+def to_decimal(text: str) -> Decimal | None:
     """A number, or a simple fraction ``a/b``, as a Decimal; None for anything else."""
     text = text.strip()
     if len(text) > MAX_EXPR_CHARS:
@@ -156,7 +228,7 @@ def numbers_equal(a: str | None, b: str | None, rel_tol: float = 1e-9, abs_tol: 
     """
     if a is None or b is None:
         return False
-    x, y = _decimal(a), _decimal(b)
+    x, y = to_decimal(a), to_decimal(b)
     if x is not None and y is not None:
         return _close(x, y, rel_tol, abs_tol)
     return _math_verify_equal(a, b)
@@ -219,7 +291,7 @@ def safe_eval(expr: str) -> float:
     try:
         value = _evaluate(tree.body)
     except ZeroDivisionError:
-        raise EvalError("division by zero") from None
+        raise ZeroDivision("division by zero") from None
     except (OverflowError, RecursionError):
         raise EvalError("result too large or expression too deep") from None
     if not math.isfinite(value):
@@ -250,114 +322,62 @@ def _rounded_to(value: float, literal: str) -> bool:
     return abs(value - float(literal)) <= 0.5 * 10.0**-decimals + 1e-9
 
 
-def check_annotation(body: str) -> str | None:
-    """None if ``expr=value`` is right, else the problem.
+def check_annotation(body: str) -> tuple[bool | None, str]:
+    """(True, "") if ``expr=value`` is right, (False, the problem) if it is wrong, (None, why) if it
+    cannot be evaluated: units or names inside (``500/month*12=6000``), no "=", a value that is not a
+    number. Such an annotation is *unchecked*, neither right nor wrong.
 
-    >>> check_annotation("48/2=24") is None
-    True
-    >>> check_annotation("10/3=3.33") is None
-    True
+    >>> check_annotation("48/2=24"), check_annotation("10/3=3.33")
+    ((True, ''), (True, ''))
     >>> check_annotation("2+2=5")
-    '<<2+2=5>>: 2+2 is 4, not 5'
+    (False, '<<2+2=5>>: 2+2 is 4, not 5')
+    >>> check_annotation("500/month*12=6000")
+    (None, '<<500/month*12=6000>>: Name is not allowed (numbers and + - * / // % ** only)')
     """
     where = f"<<{body[:60]}>>"
     if len(body) > MAX_ANNOTATION_CHARS:
-        return f"{where}: annotation is {len(body):,} characters (limit {MAX_ANNOTATION_CHARS})"
+        return None, f"{where}: annotation is {len(body):,} characters (limit {MAX_ANNOTATION_CHARS})"
     expr, sep, value = body.rpartition("=")
     literal = _THOUSANDS_RE.sub("", value.strip())
     if not sep or not expr.strip():
-        return f"{where}: no 'expression=value'"
+        return None, f"{where}: no 'expression=value'"
     if not _LITERAL_RE.fullmatch(literal):
-        return f"{where}: value {value.strip()[:30]!r} is not a number"
+        return None, f"{where}: value {value.strip()[:30]!r} is not a number"
     try:
         got, want = safe_eval(expr), safe_eval(literal)
     except EvalError as err:
-        return f"{where}: {err}"
+        return (False if isinstance(err, ZeroDivision) else None), f"{where}: {err}"
     if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9) and not _rounded_to(got, literal):
-        return f"{where}: {expr.strip()[:60]} is {got:.10g}, not {value.strip()}"
-    return None
+        return False, f"{where}: {expr.strip()[:60]} is {got:.10g}, not {value.strip()}"
+    return True, ""
 
 
-def check_annotations(text: str) -> tuple[int, list[str]]:
-    """The number of ``<<expr=value>>`` calculator annotations, and one line per wrong one.
+@dataclass(frozen=True)
+class StepCheck:
+    """What the calculator annotations of a text say: how many were evaluated, how many could not be,
+    and one line per wrong one."""
 
-    >>> check_annotations("16-3-4 = <<16-3-4=9>>9 eggs, 9*2 = <<9*2=19>>19")
-    (2, ['<<9*2=19>>: 9*2 is 18, not 19'])
+    checked: int
+    unchecked: int
+    problems: tuple[str, ...]
+
+
+def check_annotations(text: str) -> StepCheck:
+    """Every ``<<expr=value>>`` calculator annotation of ``text``, checked.
+
+    >>> check_annotations("16-3-4 = <<16-3-4=9>>9 eggs, 9*2 = <<9*2=19>>19, <<9 eggs*2=18>>")
+    StepCheck(checked=2, unchecked=1, problems=('<<9*2=19>>: 9*2 is 18, not 19',))
     """
-    count, problems = 0, []
+    count = checked = 0
+    problems = []
     for body in _iter_annotations(text):
         count += 1
-        problem = check_annotation(body) if count <= MAX_ANNOTATIONS else None
-        if problem:
+        if count > MAX_ANNOTATIONS:
+            continue  # each check parses an expression: bound the work on runaway output
+        right, problem = check_annotation(body)
+        checked += right is not None
+        if right is False:
             problems.append(problem)
-    if count > MAX_ANNOTATIONS:  # each check parses an expression: bound the work on runaway output
+    if count > MAX_ANNOTATIONS:
         problems.append(f"{count - MAX_ANNOTATIONS:,} annotations past the first {MAX_ANNOTATIONS:,} were not checked")
-    return count, problems
-
-
-# ------------------------------------------------------------------------------ multiple choice
-def answer_window(text: str) -> str | None:
-    """The rest of the line after the first "the answer is" (at most `ANSWER_WINDOW` characters)."""
-    match = _ANSWER_IS_RE.search(text)
-    if not match:
-        return None
-    window = text[match.end() : match.end() + ANSWER_WINDOW]
-    return window.split("\n", 1)[0].strip()
-
-
-def label_in_window(window: str, labels: set[str]) -> str | None:
-    """``(b)`` in the window, or the window being just a label ("the answer is b.")."""
-    match = _PAREN_LETTER_RE.search(window)
-    if match and match.group(1).lower() in labels:
-        return match.group(1).lower()
-    bare = window.rstrip(".!").strip().lower()
-    return bare if bare in labels else None
-
-
-def choice_in_window(window: str, choices: list[tuple[str, str]]) -> str | None:
-    """The choice whose text appears earliest in the window as whole words; longest on a tie."""
-    lowered, best = window.lower(), None
-    for label, text in choices:
-        needle = text.strip().lower()
-        at = lowered.find(needle) if needle else -1
-        while at >= 0:
-            before = lowered[at - 1] if at else " "
-            after = lowered[at + len(needle)] if at + len(needle) < len(lowered) else " "
-            if not before.isalnum() and not after.isalnum():
-                key = (at, -len(needle))
-                if best is None or key < best[0]:
-                    best = (key, label.lower())
-                break
-            at = lowered.find(needle, at + 1)
-    return best[1] if best else None
-
-
-def last_label(text: str, labels: set[str]) -> str | None:
-    last = None
-    for match in _PAREN_LETTER_RE.finditer(text):
-        if match.group(1).lower() in labels:
-            last = match.group(1).lower()
-    return last
-
-
-def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
-    """The chosen label: the "(x)" after "the answer is", else the choice text named there, else
-    the last "(x)" in the text; only labels among ``choices`` count.
-
-    >>> choices = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk")]
-    >>> extract_choice("Therefore, the answer is basket (b).", choices)
-    'b'
-    >>> extract_choice("So the answer is Basket.", choices)
-    'b'
-    >>> extract_choice("(a) is wrong, (c) fits.", choices)
-    'c'
-    >>> extract_choice("The answer is (z).", choices) is None
-    True
-    """
-    labels = {label.lower() for label, _ in choices}
-    window = answer_window(text)
-    if window:
-        found = label_in_window(window, labels) or choice_in_window(window, choices)
-        if found:
-            return found
-    return last_label(text, labels)
+    return StepCheck(checked, count - checked, tuple(problems))

@@ -32,6 +32,7 @@ import random
 from dataclasses import dataclass
 
 from selftaught.tasks.base import Example
+from selftaught.tasks.stops import NO_STOP, Stop
 
 FORMATS = ("compact", "scratchpad")
 
@@ -295,7 +296,7 @@ class ArithmeticTask:
             return f"|{example.answer[::-1]}"
         return f"</scratch>\n{_spaced(example.answer)}"
 
-    def extract_answer(self, completion: str) -> str | None:
+    def extract_answer(self, completion: str, example: Example | None = None) -> str | None:
         return compact_answer(completion) if self.format == "compact" else scratchpad_answer(completion)
 
     def check(self, predicted: str | None, example: Example) -> bool:
@@ -320,3 +321,6 @@ class ArithmeticTask:
         if self.format == "compact":
             return 6 * n + n + 4
         return 4 * n * n + 8 * n + 40
+
+    def stop(self) -> Stop:
+        return NO_STOP  # the embedded model is trained to end its scratchpad with EOS

@@ -6,19 +6,24 @@ A task knows its data and its grading; it knows nothing about models. The loop o
 * ``prompt(example, hint=False, few_shot=True)`` -> the text the model continues (the few-shot prefix
   when the task has one and ``few_shot``; with ``hint=True`` the gold answer is shown, for
   rationalization);
-* ``extract_answer(completion)`` -> the answer the model gave, or None;
+* ``extract_answer(completion, example)`` -> the answer the model gave, or None (``example`` lets a
+  multiple-choice task read choice texts; extractors must also work without it);
 * ``check(predicted, example)`` -> is it the gold answer;
 * ``verify_rationale(example, completion)`` -> None if the steps check out, else the first problem
   (tasks without a process check return None);
 * ``direct_completion(example)`` -> the answer alone, for the direct fine-tuning baseline;
 * ``bucket(example)`` -> a difficulty label for reporting (digit count for arithmetic);
-* ``max_new_tokens(example)`` -> a generation budget large enough for a full rationale.
+* ``max_new_tokens(example)`` -> a generation budget large enough for a full rationale;
+* ``stop()`` -> where a completion ends (`selftaught.tasks.stops.Stop`): generation stops there and
+  the stored text is cut there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from selftaught.tasks.stops import Stop
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Task(Protocol):
 
     def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str: ...
 
-    def extract_answer(self, completion: str) -> str | None: ...
+    def extract_answer(self, completion: str, example: Example | None = None) -> str | None: ...
 
     def check(self, predicted: str | None, example: Example) -> bool: ...
 
@@ -50,6 +55,8 @@ class Task(Protocol):
     def bucket(self, example: Example) -> str: ...
 
     def max_new_tokens(self, example: Example) -> int: ...
+
+    def stop(self) -> Stop: ...
 
 
 class TaskDataError(ValueError):

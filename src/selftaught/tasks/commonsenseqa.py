@@ -4,12 +4,11 @@ Rows: ``{"answerKey": "A", "id": ..., "question": {"stem": ..., "choices": [{"la
 Labels are lowercased; the prompt lists ``(a) text`` lines and the model ends with "the answer is
 text (x)." The hinted prompt marks the right line `` (CORRECT)``, as prompts_answer_key.txt does.
 
-Grading keeps the Task protocol, which gives ``extract_answer`` the completion but not the choices:
-it returns the label when the completion names one after "the answer is" ("... basket (b)." or "...
-is b."), else the words there ("basket"), else the last "(x)" in the text; ``check`` maps words to
-the example's choice. This equals `extract_choice` with the example's choices except that an answer
-phrase naming no choice (or a letter no choice has) is graded wrong instead of falling back to a stray
-"(x)" elsewhere in the completion.
+The answer is the label `extract_choice` finds with the example's choices: from the last answer
+statement that names a choice, by letter or by choice text; a hedge between two choices, or a letter
+and a choice text that disagree, is no answer (a miss is better than a wrong rationale kept).
+Without the example, only letters count. Completions end after the answer sentence ("... the answer
+is blotter (e)."), or before the next ``Q:`` block.
 """
 
 from __future__ import annotations
@@ -19,14 +18,19 @@ import re
 from collections import Counter
 
 from selftaught.config import DataConfig
-from selftaught.tasks.answers import answer_window, choice_in_window, label_in_window, last_label
 from selftaught.tasks.base import Example, TaskDataError
+from selftaught.tasks.choices import extract_choice
 from selftaught.tasks.data import get_field, get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
+from selftaught.tasks.stops import Stop, few_shot_stop
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-ANY_LABEL = set(LETTERS)  # extract_answer sees no choices, so any letter may be a label
+ANY_LABEL = [(letter, "") for letter in LETTERS]  # without the example: letters only, no choice texts
 _FINAL_LABEL_RE = re.compile(r"\(([a-z])\)")
+# the completion ends with its answer sentence: "... the answer is blotter (e)." (to the sentence's end, so
+# that a hedge "(c) country or (d) town." is graded whole)
+END_PATTERN = r"(?i:the answer is)[^\n]{0,200}?\([A-Za-z]\)[^\n]{0,200}?\.(?=\s|$)"
+STOPS = ("\nQ:",)  # or before the next few-shot block
 
 
 def _choices(location: str, row: dict) -> tuple[tuple[str, str], ...]:
@@ -108,20 +112,12 @@ class CommonsenseQATask:
         prefix = (self._hinted_prefix if hint else self._prefix) if few_shot else ""
         return with_question(prefix, "\n".join(lines) + "\nA:")
 
-    def extract_answer(self, completion: str) -> str | None:
-        """A label when the completion gives one, else the words after "the answer is" (see module doc)."""
-        window = answer_window(completion)
-        if window:
-            words = window.rstrip(".!").strip()
-            return label_in_window(window, ANY_LABEL) or words or last_label(completion, ANY_LABEL)
-        return last_label(completion, ANY_LABEL)
+    def extract_answer(self, completion: str, example: Example | None = None) -> str | None:
+        """The label chosen (see module doc); letters only when ``example`` is not given."""
+        return extract_choice(completion, list(self.choices(example)) if example else ANY_LABEL)
 
     def check(self, predicted: str | None, example: Example) -> bool:
-        if not predicted:
-            return False
-        if len(predicted) == 1:
-            return predicted.lower() == example.answer
-        return choice_in_window(predicted, list(self.choices(example))) == example.answer
+        return predicted is not None and predicted.lower() == example.answer
 
     def verify_rationale(self, example: Example, completion: str) -> str | None:
         return None  # no process check for free-text rationales
@@ -137,6 +133,9 @@ class CommonsenseQATask:
 
     def max_new_tokens(self, example: Example) -> int:
         return self.data.max_new_tokens
+
+    def stop(self) -> Stop:
+        return few_shot_stop(self.data.stop, END_PATTERN, STOPS)
 
 
 def validate_commonsenseqa(path: str) -> dict:

@@ -2,22 +2,54 @@
 
 Rows have ``question`` and ``answer``, the gold solution: steps with calculator annotations
 ``<<expr=value>>``, then ``#### N``. The gold answer is N; the model's answer is its first
-``#### N`` (else "the answer is N", else its last number), compared numerically. With the STaR
-release's few-shot file the model writes solutions in the same format, so its annotations can be
-recomputed: ``verify_rationale`` reports the first wrong one.
+``#### N`` (else a boxed answer, else its last answer statement, else its last number; see
+`extract_gsm8k_answer`), compared numerically; for a question about a percentage, a fraction of one
+("1/4" for 25) counts too. With the STaR release's few-shot file the model writes solutions in the
+same format, so its annotations can be recomputed: ``verify_rationale`` reports the first wrong one.
+An annotation with units or names inside cannot be evaluated and is *unchecked*, not wrong; a
+rationale with no evaluable annotation passes unless ``task.data.require_checked_step``.
+
+Completions end after the ``#### N`` line, or before the next ``Q:`` block.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 
 from selftaught.config import DataConfig
-from selftaught.tasks.answers import check_annotations, extract_gsm8k_answer, normalize_number, numbers_equal
+from selftaught.tasks.answers import (
+    check_annotations,
+    extract_gsm8k_answer,
+    normalize_number,
+    numbers_equal,
+    to_decimal,
+)
 from selftaught.tasks.base import Example, TaskDataError
 from selftaught.tasks.data import get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
+from selftaught.tasks.stops import Stop, few_shot_stop
 
 MAX_BUCKET = 8  # solutions with this many reasoning lines or more share the bucket "8+"
+END_PATTERN = r"####[^\n]*"  # the completion ends with the line of its final answer
+STOPS = ("\nQ:",)  # or before the next few-shot block (gold solutions may hold a blank line)
+NO_CHECKED_STEP = "no calculator annotation that can be evaluated (task.data.require_checked_step)"
+_PERCENT_RE = re.compile(r"percent|%", re.IGNORECASE)
+
+
+def percent_as_fraction(predicted: str, gold: str, question: str) -> bool:
+    """Whether ``predicted`` is the fraction ("1/4", "0.25") of a percentage ``gold`` (25) that the
+    question asks for; an answer written with "%" is already a percentage and does not count.
+
+    >>> percent_as_fraction("1/4", "25", "What percent of the pie is left?")
+    True
+    >>> percent_as_fraction("0.25", "25", "How many pies are left?")
+    False
+    """
+    if "%" in predicted or not _PERCENT_RE.search(question):
+        return False
+    value, target = to_decimal(predicted), to_decimal(gold)
+    return value is not None and target is not None and 0 < abs(value) <= 1 and numbers_equal(str(value * 100), gold)
 
 
 def gold_answer(solution: str) -> str:
@@ -76,16 +108,25 @@ class GSM8KTask:
         prefix = (self._hinted_prefix if hint else self._prefix) if few_shot else ""
         return with_question(prefix, f"{question}\nA:")
 
-    def extract_answer(self, completion: str) -> str | None:
+    def extract_answer(self, completion: str, example: Example | None = None) -> str | None:
         return extract_gsm8k_answer(completion)
 
     def check(self, predicted: str | None, example: Example) -> bool:
-        return numbers_equal(predicted, example.answer)
+        if predicted is None:
+            return False
+        return numbers_equal(predicted, example.answer) or percent_as_fraction(
+            predicted, example.answer, example.question
+        )
 
     def verify_rationale(self, example: Example, completion: str) -> str | None:
-        """The first calculator annotation whose value is wrong; None when all check (or there are none)."""
-        _, problems = check_annotations(completion)
-        return problems[0] if problems else None
+        """The first calculator annotation whose value is wrong; None when all that can be evaluated
+        are right (with ``require_checked_step``, at least one must be)."""
+        steps = check_annotations(completion)
+        if steps.problems:
+            return steps.problems[0]
+        if self.data.require_checked_step and not steps.checked:
+            return NO_CHECKED_STEP
+        return None
 
     def direct_completion(self, example: Example) -> str:
         return f" #### {example.answer}"
@@ -99,10 +140,14 @@ class GSM8KTask:
     def max_new_tokens(self, example: Example) -> int:
         return self.data.max_new_tokens
 
+    def stop(self) -> Stop:
+        return few_shot_stop(self.data.stop, END_PATTERN, STOPS)
+
 
 def validate_gsm8k(path: str) -> dict:
     """Row problems, plus checks of the gold solutions: extraction and calculator annotations."""
-    stats = {"gold_answer_mismatch": 0, "annotations": 0, "annotations_failed": 0, "annotation_problems": []}
+    stats = {"gold_answer_mismatch": 0, "annotations": 0, "annotations_failed": 0, "annotations_unchecked": 0}
+    stats["annotation_problems"] = []
     counter = itertools.count()
 
     def parse(location: str, row: dict) -> Example:
@@ -110,11 +155,12 @@ def validate_gsm8k(path: str) -> dict:
         solution = example.meta[0][1]
         if extract_gsm8k_answer(solution) != example.answer:
             stats["gold_answer_mismatch"] += 1
-        count, problems = check_annotations(solution)
-        stats["annotations"] += count
-        stats["annotations_failed"] += len(problems)
+        steps = check_annotations(solution)
+        stats["annotations"] += steps.checked + steps.unchecked
+        stats["annotations_unchecked"] += steps.unchecked
+        stats["annotations_failed"] += len(steps.problems)
         room = 20 - len(stats["annotation_problems"])
-        stats["annotation_problems"] += [f"{location}: {problem}" for problem in problems[:room]]
+        stats["annotation_problems"] += [f"{location}: {problem}" for problem in steps.problems[:room]]
         return example
 
     report = validate_rows(read_rows(path), parse)

@@ -24,10 +24,12 @@ import string
 import regex
 
 from selftaught.config import ConfigError, DataConfig
-from selftaught.tasks.answers import extract_choice, extract_gsm8k_answer, normalize_number, numbers_equal
+from selftaught.tasks.answers import extract_gsm8k_answer, normalize_number, numbers_equal
 from selftaught.tasks.base import Example, TaskDataError
+from selftaught.tasks.choices import extract_choice
 from selftaught.tasks.data import get_text, load_examples, read_rows, split_source, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
+from selftaught.tasks.stops import Stop, few_shot_stop
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +197,7 @@ class JsonlTask:
             return None
         return normalize(last, self.data.normalizer) if last is not None else None
 
-    def extract_answer(self, completion: str) -> str | None:
+    def extract_answer(self, completion: str, example: Example | None = None) -> str | None:
         if self._pattern is not None:
             return self._pattern_answer(completion)
         if self.data.normalizer == "number":
@@ -223,6 +225,9 @@ class JsonlTask:
 
     def max_new_tokens(self, example: Example) -> int:
         return self.data.max_new_tokens
+
+    def stop(self) -> Stop:
+        return few_shot_stop(self.data.stop)
 
 
 def validate_jsonl(data: DataConfig, path: str) -> dict:

@@ -1,0 +1,157 @@
+"""Multiple-choice answers: which labelled choice a completion picks, as plain functions.
+
+Models state a choice in many ways: "the answer is blotter (e).", "Answer: A) bank", "B. Walk",
+"(C)", "the answer is most likely E", an answer on the line after an empty "the answer is (", and a
+long rationale may say "the answer is" several times before its final one. A grader that accepts a
+wrong choice poisons STaR's training set, so anything ambiguous is *no answer*:
+
+* a hedge between two choices ("(C) country or (D) town") names two labels;
+* a letter and a choice text that disagree ("B, a school building" when that is choice C's text).
+
+Every function is linear in the text and bounded: untrusted model output goes through here.
+"""
+
+from __future__ import annotations
+
+import re
+
+ANSWER_WINDOW = 200  # characters after a statement that can name the choice
+MAX_STATEMENTS = 20  # statements looked at, from the last one back
+NEXT_QUESTION = "\nQ:"  # a made-up next few-shot question never decides the answer
+
+# "the answer is", "Answer:", "the correct option is", "the answer (most likely) is", "best choice:"
+_STATEMENT_RE = re.compile(
+    r"\b(?:answer|option|choice)\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*(?:is|was|would be|will be|should be|:|=)",
+    re.IGNORECASE,
+)
+_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
+# the answer clause ends where the reasons or the rejected choices start: "(e), not (d)", "(e) because a desk ..."
+_CLAUSE_END_RE = re.compile(r"\b(?:because|since|but|not|while|whereas|which|instead)\b|;", re.IGNORECASE)
+_PAREN_LABEL_RE = re.compile(r"\(([A-Za-z])\)")
+_CLOSE_LABEL_RE = re.compile(r"(?<![\w(])([A-Za-z])\)")  # "A) bank"
+_CAPITAL_RE = re.compile(r"(?<![\w'(])([A-Z])(?![\w'(])")  # "most likely E", "B, a school building"
+_LEADING_LABEL_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]|$)")  # "b." opening a statement
+_LABEL_LINE_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]\s*(.{0,100})|\)?)$")  # a last line "B. Walk", "(C)"
+_WORDS_RE = re.compile(r"[^\W_]+")
+
+
+def _labels_in(window: str, labels: set[str]) -> set[str]:
+    """Labels a window names: "(x)", "x)", a standalone capital letter ("A" and "I" only before
+    punctuation, since they are also words), or a letter opening it ("the answer is b.")."""
+    found = {m.group(1).lower() for m in _PAREN_LABEL_RE.finditer(window)}
+    found |= {m.group(1).lower() for m in _CLOSE_LABEL_RE.finditer(window)}
+    for match in _CAPITAL_RE.finditer(window):
+        after = window[match.end() : match.end() + 1]
+        if match.group(1) not in "AI" or after in ("", ".", ",", ":", ";", ")", "!", "?"):
+            found.add(match.group(1).lower())
+    lead = _LEADING_LABEL_RE.match(window.strip())
+    if lead:
+        found.add(lead.group(1).lower())
+    return found & labels
+
+
+def _texts_in(window: str, choices: list[tuple[str, str]]) -> set[str]:
+    """Labels whose choice text appears in the window as whole words; a text found only inside
+    another found text ("desk" in "desk drawer") does not count."""
+    words = [w.lower() for w in _WORDS_RE.findall(window)]
+    joined = f" {' '.join(words)} "
+    spans = []
+    for label, text in choices:
+        needle = " ".join(w.lower() for w in _WORDS_RE.findall(text))
+        if not needle:
+            continue
+        at = joined.find(f" {needle} ")
+        while at >= 0:
+            spans.append((at, at + len(needle) + 1, label.lower()))
+            at = joined.find(f" {needle} ", at + 1)
+    inside = {
+        k for k, (s1, e1, _) in enumerate(spans) for s2, e2, _ in spans if s2 <= s1 and e1 <= e2 and e2 - s2 > e1 - s1
+    }
+    return {label for k, (_, _, label) in enumerate(spans) if k not in inside}
+
+
+def _clause_end(window: str, choices: list[tuple[str, str]]) -> int:
+    """Where the answer clause ends: the first "because", "not", "but", ... that is not part of a choice's
+    own text ("did not understand")."""
+    lowered = window.lower()
+    spans = []
+    for _, text in choices:
+        needle = text.strip().lower()
+        at = lowered.find(needle) if needle else -1
+        while at >= 0:
+            spans.append((at, at + len(needle)))
+            at = lowered.find(needle, at + 1)
+    for match in _CLAUSE_END_RE.finditer(window):
+        if not any(start <= match.start() < end for start, end in spans):
+            return match.start()
+    return len(window)
+
+
+def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | None]:
+    """(whether the window names anything, the label it picks or None when it hedges or contradicts).
+
+    >>> choices = [("a", "bank"), ("b", "school"), ("c", "school building")]
+    >>> decide("B, a school building", choices)
+    (True, None)
+    >>> decide("(b) school or (c) school building", choices)
+    (True, None)
+    >>> decide("c) school building", choices)
+    (True, 'c')
+    >>> decide("clear from the question", choices)
+    (False, None)
+    """
+    labels = {label.lower() for label, _ in choices}
+    clause = window[: _clause_end(window, choices)]
+    letters, texts = _labels_in(clause, labels), _texts_in(clause, choices)
+    if not letters and not texts:
+        return False, None
+    if len(letters) > 1 or (not letters and len(texts) > 1):
+        return True, None
+    if letters:
+        (letter,) = letters
+        return True, letter if not texts or letter in texts else None
+    return True, next(iter(texts))
+
+
+def _window(text: str, at: int) -> str:
+    """The rest of the statement's sentence; the next line when its own line says nothing ("is (")."""
+    window = text[at : at + ANSWER_WINDOW]
+    head, newline, rest = window.partition("\n")
+    if newline and head.strip(" \t:(") == "":
+        window = head + " " + rest.lstrip("\n")
+    end = _SENTENCE_END_RE.search(window)
+    return window[: end.start()] if end else window
+
+
+def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
+    """The label a completion picks, from its last answer statement that names a choice; without
+    one, from a last line that is a label ("B. Walk", "(C)"), or the one label the text mentions;
+    None when it names none, hedges, or its letter and choice text disagree. Labels are lowercased.
+
+    >>> choices = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk")]
+    >>> extract_choice("Therefore, the answer is basket (b).", choices)
+    'b'
+    >>> extract_choice("So the answer is Basket.", choices)
+    'b'
+    >>> extract_choice("Answer: C) desk", choices)
+    'c'
+    >>> extract_choice("The answer is (a) shirt pocket or (c) desk.", choices) is None
+    True
+    >>> extract_choice("(a) is wrong, (c) fits.", choices) is None
+    True
+    """
+    text = text.split(NEXT_QUESTION, 1)[0].replace("**", "")
+    statements = list(_STATEMENT_RE.finditer(text))[-MAX_STATEMENTS:]
+    for statement in reversed(statements):
+        named, label = decide(_window(text, statement.end()), choices)
+        if named:
+            return label
+    lines = [line for line in text[-4 * ANSWER_WINDOW :].split("\n") if line.strip()]
+    labels = {label.lower() for label, _ in choices}
+    last = _LABEL_LINE_RE.match(lines[-1].strip()) if lines else None
+    if last and last.group(1).lower() in labels:
+        rest = (last.group(2) or "").strip(" .!")
+        if not rest or _texts_in(rest, choices):  # a label alone, or with a choice's text (checked to agree)
+            return decide(lines[-1], choices)[1]
+    mentioned = {m.group(1).lower() for m in _PAREN_LABEL_RE.finditer(text)} & labels
+    return mentioned.pop() if len(mentioned) == 1 else None

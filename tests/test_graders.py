@@ -1,0 +1,164 @@
+"""Graders on outputs written in the styles real models produce: base models under the STaR few-shot
+prompt (which run on into the next question) and instruct models (markdown, boxed answers, restated
+answers, letters in many formats). A false accept poisons STaR's training set, so hedges and
+contradictions must be graded wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from selftaught.config import DataConfig
+from selftaught.tasks.base import Example
+from selftaught.tasks.commonsenseqa import CommonsenseQATask
+from selftaught.tasks.gsm8k import NO_CHECKED_STEP, GSM8KTask
+
+GLASSES = Example(
+    "kylar",
+    "Kylar went to the store to buy glasses for his new apartment. One glass costs $5, but every second glass "
+    "costs only 60% of the price. Kylar wants to buy 16 glasses. How much does he need to pay for them?",
+    "64",
+)
+PIE = Example("pie", "A pie is cut into 8 slices and 6 are eaten. What percent of the pie is left?", "25")
+
+GSM_CASES = [
+    # base model, STaR few-shot format, running on into a made-up next question with its own answer
+    (
+        GLASSES,
+        " The discounted price of one glass is 60/100 * 5 = $<<60/100*5=3>>3.\nIf every second glass is cheaper, "
+        "that means Kylar is going to buy 16 / 2 = <<16/2=8>>8 cheaper glasses.\nSo for the cheaper glasses, Kylar "
+        "is going to pay 8 * 3 = $<<8*3=24>>24.\nAnd for the regular-priced glasses, Kylar will pay 8 * 5 = "
+        "$<<8*5=40>>40.\nSo in total Kylar needs to pay 24 + 40 = $<<24+40=64>>64 for the glasses he wants to buy."
+        "\n#### 64\n\nQ: Toulouse has twice as many sheep as Charleston. How many sheep do they have?\nA: 4 * 20 = "
+        "<<4*20=80>>80\n#### 80",
+        "64",
+    ),
+    # instruct model: an answer sentence followed by other numbers (the old last-number fallback took 16)
+    (
+        GLASSES,
+        "Let's work through this step by step.\n\n1. Regular glasses: every other glass costs $5, so 8 glasses "
+        "cost 8 × $5 = $40.\n2. Discounted glasses: 60% of $5 is $3, so 8 glasses cost 8 × $3 = $24.\n3. Total: "
+        "$40 + $24 = $64.\n\nAnswer: Kylar needs to pay $64 for 16 glasses.",
+        "64",
+    ),
+    (GLASSES, "Adding both groups gives 40 + 24 = 64.\n\n**Final Answer:** $64 (for all 16 glasses)", "64"),
+    (GLASSES, "So the total cost is $40 + $24.\n\nThe final answer is $\\boxed{64}$.", "64"),
+    (GLASSES, "Eight full-price glasses and eight at 60%.\n\nThe answer is:\n\n64", "64"),
+    (GLASSES, "First guess: the answer is 80, but every second glass is cheaper. So the answer is 64.", "64"),
+    (GLASSES, "The cost is 8 * 5 + 8 * 3.\nThe answer is 8 * 5 + 8 * 3 = 64 dollars.", "64"),
+    # a fraction restating a percentage the question asks for
+    (PIE, "6 of 8 slices are eaten, so 2 of 8 are left, which is 25%.\nThe answer (as a fraction) is 1/4.", "1/4"),
+    (PIE, "2 slices of 8 are left: 2/8 = 25%.\n#### 25", "25"),
+]
+
+
+@pytest.fixture
+def gsm():
+    return GSM8KTask(DataConfig())
+
+
+@pytest.mark.parametrize("example, completion, answer", GSM_CASES)
+def test_gsm8k_right_answers_in_real_styles(gsm, example, completion, answer):
+    assert gsm.extract_answer(completion, example) == answer
+    assert gsm.check(gsm.extract_answer(completion, example), example)
+
+
+@pytest.mark.parametrize(
+    "example, completion",
+    [
+        (GLASSES, "The answer is 64 or 80, depending on the discount."),  # a hedge is no answer
+        (GLASSES, "Each glass costs $5, so 16 glasses cost $80.\nAnswer: Kylar pays $80 for 16 glasses."),
+        (GLASSES, "Half are cheaper.\n#### 40\n\nQ: next\nA: #### 64"),  # the next question does not count
+        (GLASSES, "The final answer is $\\boxed{80}$. (64 if discounted)"),
+        (PIE, "6/8 are eaten.\nThe answer is 3/4."),  # a fraction, but the wrong one
+        (PIE, "The answer is 0.25%."),  # a percentage sign means percent
+        (Example("n", "How many slices are left?", "25"), "The answer is 1/4."),  # no percent asked
+    ],
+)
+def test_gsm8k_wrong_answers_stay_wrong(gsm, example, completion):
+    assert not gsm.check(gsm.extract_answer(completion, example), example)
+
+
+def test_gsm8k_unevaluable_annotations_are_unchecked_not_wrong(gsm):
+    completion = " He earns 500 a month, so 500/month * 12 = <<500/month*12=6000>>6000 a year.\n#### 6000"
+    example = Example("pay", "He earns $500 a month. How much does he earn in a year?", "6000")
+    assert gsm.verify_rationale(example, completion) is None
+    assert gsm.verify_rationale(example, " 500 * 12 = <<500*12=6001>>6001\n#### 6000").startswith("<<500*12=6001>>")
+
+
+def test_gsm8k_rationale_without_a_checkable_step(gsm):
+    example = Example("pay", "He earns $500 a month. How much does he earn in a year?", "6000")
+    unannotated = " He earns 500 a month for 12 months, which is 6000.\n#### 6000"
+    units_only = " 500/month * 12 = <<500/month*12=6000>>6000\n#### 6000"
+    assert gsm.verify_rationale(example, unannotated) is None  # the default: passes the step check
+    strict = GSM8KTask(DataConfig(require_checked_step=True))
+    assert strict.verify_rationale(example, unannotated) == NO_CHECKED_STEP
+    assert strict.verify_rationale(example, units_only) == NO_CHECKED_STEP
+    assert strict.verify_rationale(example, " 500*12 = <<500*12=6000>>6000\n#### 6000") is None
+
+
+SEAFOOD = Example(
+    "sea",
+    "Where would you find a seafood restaurant in the east coast of North America?",
+    "a",
+    (("choices", (("a", "maine"), ("b", "boston"), ("c", "beach town"), ("d", "coastal cities"), ("e", "ocean"))),),
+)
+
+CSQA_CASES = [
+    # base model, STaR format, then a made-up next question whose answer must not count
+    (
+        " The answer must be a place on the east coast of North America. Maine is a state on the east coast "
+        "known for its lobster. Therefore, the answer is maine (a).\n\nQ: What do you use to cut paper?\n"
+        "Answer Choices:\n(a) spoon\n(b) scissors\nA: Therefore, the answer is scissors (b).",
+        "a",
+    ),
+    ("Answer: A) maine", "a"),
+    ("Maine is on the east coast and famous for seafood.\n\nA. Maine", "a"),
+    ("Considering each option, Maine is the best fit.\n\n(A)", "a"),
+    ("Seafood restaurants are common in Maine, so the answer is most likely A", "a"),
+    ("Maine is known for lobster shacks. Therefore, the answer is (\na) maine", "a"),
+    (
+        "The answer is not obviously a city. Boston has seafood, but so do many places; a beach town is too "
+        "generic, and the ocean is not a place for a restaurant. Maine is the region most associated with "
+        "seafood on the east coast.\n\nTherefore, the answer is (A) maine.",
+        "a",
+    ),
+    ("Let me think. Maine is a state known for seafood.\n\n**Answer: (A) maine**", "a"),
+    ("Maine fits best.\n\nThe answer is A, maine.", "a"),
+    ("All options are coastal. The best choice is maine.", "a"),
+]
+
+
+@pytest.fixture
+def csqa():
+    return CommonsenseQATask(DataConfig())
+
+
+@pytest.mark.parametrize("completion, label", CSQA_CASES)
+def test_commonsenseqa_right_answers_in_real_styles(csqa, completion, label):
+    assert csqa.extract_answer(completion, SEAFOOD) == label
+    assert csqa.check(csqa.extract_answer(completion, SEAFOOD), SEAFOOD)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "The answer is (a) maine or (d) coastal cities.",  # a hedge between two choices
+        "It could be (a) maine, but also (b) boston.",  # no statement, two labels
+        "The answer is A, a beach town.",  # letter and choice text disagree
+        "The answer is B, maine.",
+        "Therefore, the answer is boston (b).\n\nQ: next\nA: the answer is maine (a).",
+        "The answer is maine or boston.",
+        "The answer is clear.",
+    ],
+)
+def test_commonsenseqa_hedges_and_contradictions_are_wrong(csqa, completion):
+    assert not csqa.check(csqa.extract_answer(completion, SEAFOOD), SEAFOOD)
+    cut = csqa.stop().cut(completion + " More text.\n\nQ: next")  # cut as generation would: still wrong
+    assert not csqa.check(csqa.extract_answer(cut, SEAFOOD), SEAFOOD)
+
+
+def test_commonsenseqa_choice_texts_holding_clause_words(csqa):
+    example = Example("u", "How did he react?", "a", (("choices", (("a", "did not understand"), ("b", "accepting"))),))
+    assert csqa.extract_answer("The answer is A, did not understand.", example) == "a"
+    assert csqa.extract_answer("The answer is B, did not understand.", example) is None
+    assert csqa.extract_answer("The answer is (a) did not understand, not (b) accepting.", example) == "a"
