@@ -143,3 +143,19 @@ def test_custom_stops_from_the_config(tmp_path):
     )
     with pytest.raises(ConfigError, match="task.data.stop"):
         config_from_dict({"task": {"data": {"stop": "\nQ:"}}})
+
+
+@pytest.mark.parametrize("backend", ["sampler", "hf"])
+@pytest.mark.parametrize("with_stop", [False, True])
+def test_prefix_cache_gives_the_same_greedy_text(babbler, backend, with_stop):
+    config, root, task, examples = babbler
+    lm = load_model(root / "model", config.model)
+    cached, plain = Generator(lm, backend, 4, prefix_cache=True), Generator(lm, backend, 4, prefix_cache=False)
+    stop = task.stop() if with_stop else NO_STOP
+    for hint in (False, True):  # a phase's prompts share the plain or the hinted few-shot prefix
+        prompts = [task.prompt(ex, hint=hint) for ex in examples]
+        budgets = [BUDGET] * len(prompts)
+        assert cached.complete(prompts, budgets, stop=stop) == plain.complete(prompts, budgets, stop=stop)
+        shared = cached.prefixes.current
+        assert shared is not None and len(shared.ids) >= 32 and plain.prefixes.current is None
+    assert cached.tokens_generated == plain.tokens_generated

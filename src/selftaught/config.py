@@ -185,6 +185,9 @@ class GenerationConfig:
     # stop each completion where the task says it ends (before the next few-shot question, after
     # GSM8K's "#### N" line) and keep only that; false generates to max_new_tokens and keeps it all
     stop_at_answer: bool = True
+    # encode the prompts' shared few-shot prefix once and reuse its KV cache for every batch (sampler, hf;
+    # vllm's automatic prefix caching is always on); greedy output is the same either way
+    prefix_cache: bool = True
 
     def __post_init__(self):
         _choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))

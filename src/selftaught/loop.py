@@ -138,7 +138,7 @@ def make_generator(model_path: Path | str, config: Config):
         tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
         chat = use_chat(tokenizer, config.model, model_path)
         return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed, chat)
-    return Generator(load_model(model_path, config.model), g.backend, g.batch_size)
+    return Generator(load_model(model_path, config.model), g.backend, g.batch_size, g.prefix_cache)
 
 
 def _phase(engine: Engine, folder: Path, name: str, work) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from selftaught.generation.sampler import hf_generate_tokens, sample_tokens
+from selftaught.generation.prefix import PrefixStore
+from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
 from selftaught.models import LoadedModel
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
@@ -36,10 +37,12 @@ def resolve_backend(backend: str, loaded: LoadedModel) -> str:
 class Generator:
     """Batched completion with the in-process model (``sampler`` or ``hf`` backend)."""
 
-    def __init__(self, loaded: LoadedModel, backend: str = "auto", batch_size: int = 256):
+    def __init__(self, loaded: LoadedModel, backend: str = "auto", batch_size: int = 256, prefix_cache: bool = True):
         self.loaded, self.batch_size = loaded, batch_size
         self.backend = resolve_backend(backend, loaded)
         self.tokens_generated = 0  # over every call, for throughput reports
+        # digit positions depend on each row's content, so only sequential models share a prefix cache
+        self.prefixes = PrefixStore(prefix_cache and not isinstance(loaded.scheme, DigitPositions))
 
     def complete(
         self,
@@ -55,29 +58,28 @@ class Generator:
         """``num_samples`` completions per task prompt, in prompt order, each cut at ``stop``.
 
         Jobs are sorted by token budget and prompt length so that each batch pads little and stops
-        early; each batch gets its own seed, so results do not depend on what ran before.
+        early; each batch gets its own seed, so results do not depend on what ran before. The prompts'
+        shared prefix (the few-shot examples) is encoded once and its cache reused by every batch.
         """
         lm = self.loaded
         stop = stop.for_chat(lm.chat)
-        rendered = [lm.render(p) for p in prompts]
+        tokenized = encode(lm.tokenizer, [lm.render(p) for p in prompts], lm.add_special_tokens)
+        prefix = self.prefixes.get(lm.model, lm.scheme, tokenized) if prompts else None
         jobs = [(i, s) for i in range(len(prompts)) for s in range(num_samples)]
-        jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(rendered[job[0]])))
+        jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(tokenized[job[0]])))
         results: list[list[str]] = [[""] * num_samples for _ in prompts]
         lm.model.eval()
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
-            texts = [rendered[i] for i, _ in batch]
+            inputs = [tokenized[i] for i, _ in batch]
             budgets = [max_new_tokens[i] for i, _ in batch]
             if self.backend == "sampler":
-                rows = sample_tokens(
-                    lm.model, lm.tokenizer, lm.scheme, texts, budgets, temperature, top_p, seed + start,
-                    lm.add_special_tokens, stop,
-                )  # fmt: skip
+                rows = sample_ids(
+                    lm.model, lm.tokenizer, lm.scheme, inputs, budgets, temperature, top_p, seed + start, stop, prefix
+                )
             else:
                 torch.manual_seed(seed + start)
-                rows = hf_generate_tokens(
-                    lm.model, lm.tokenizer, texts, budgets, temperature, top_p, lm.add_special_tokens, stop
-                )
+                rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, temperature, top_p, stop, prefix)
             self.tokens_generated += sum(len(row) for row in rows)
             for (i, s), text in zip(batch, lm.tokenizer.batch_decode(rows, skip_special_tokens=True)):
                 results[i][s] = stop.cut(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
+from selftaught.generation.prefix import SharedPrefix, padded_batch
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
 
@@ -66,32 +67,46 @@ def _stopped(tokenizer, new_tokens: list[torch.Tensor], active: torch.Tensor, st
     return ended
 
 
+def encode(tokenizer, prompts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+    return tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
+
+
+def _first_forward(model, scheme, ids, mask, prefix: SharedPrefix | None):
+    """Logits for the batch's prompts (only the part after a shared prefix is computed), and the state
+    of the position scheme."""
+    digit = isinstance(scheme, DigitPositions)
+    positions, state = scheme.full(ids) if digit else scheme.full_from_mask(mask)
+    start = len(prefix.ids) if prefix else 0
+    cache = prefix.expanded(len(ids)) if prefix else DynamicCache()
+    out = model(input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:], past_key_values=cache)
+    return out, state
+
+
 @torch.inference_mode()
-def sample_tokens(
+def sample_ids(
     model,
     tokenizer,
     scheme,
-    prompts: list[str],
+    rows: list[list[int]],
     max_new_tokens: int | list[int],
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
-    add_special_tokens: bool = True,
     stop: Stop = NO_STOP,
+    prefix: SharedPrefix | None = None,
 ) -> list[list[int]]:
-    """The generated token ids of each prompt, up to EOS (excluded), its budget or the task's stop."""
+    """The generated token ids of each tokenized prompt, up to EOS (excluded), its budget or the task's
+    stop. With ``prefix`` (every row starts with its ids), its cache replaces recomputing it."""
     device = next(model.parameters()).device
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
-    input_ids, mask = enc["input_ids"], enc["attention_mask"]
+    ids, mask = padded_batch(rows, tokenizer.pad_token_id, len(prefix.ids) if prefix else 0, device)
     digit = isinstance(scheme, DigitPositions)
-    positions, state = scheme.full(input_ids) if digit else scheme.full_from_mask(mask)
     generator = torch.Generator(device=device).manual_seed(seed)
     ends = eos_ids(model, tokenizer)
     end_tensor, pad = torch.tensor(ends, device=device), tokenizer.pad_token_id
-    budgets_list = _budgets(max_new_tokens, len(prompts))
+    budgets_list = _budgets(max_new_tokens, len(rows))
     budgets = torch.tensor(budgets_list, device=device)
     done = budgets <= 0
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=DynamicCache())
+    out, state = _first_forward(model, scheme, ids, mask, prefix)
     new_tokens: list[torch.Tensor] = []
     for count in range(1, max(budgets_list, default=0) + 1):
         token = _pick(out.logits[:, -1, :], temperature, top_p, generator)
@@ -111,8 +126,15 @@ def sample_tokens(
             past_key_values=out.past_key_values,
         )
     if not new_tokens:
-        return [[] for _ in prompts]
+        return [[] for _ in rows]
     return trim(torch.stack(new_tokens, dim=1).tolist(), ends + [pad], budgets_list)
+
+
+def sample_tokens(model, tokenizer, scheme, prompts: list[str], max_new_tokens, temperature=0.0, top_p=1.0, seed=0,
+                  add_special_tokens=True, stop: Stop = NO_STOP) -> list[list[int]]:  # fmt: skip
+    """`sample_ids` on prompt texts."""
+    rows = encode(tokenizer, prompts, add_special_tokens)
+    return sample_ids(model, tokenizer, scheme, rows, max_new_tokens, temperature, top_p, seed, stop)
 
 
 def sample_batch(model, tokenizer, scheme, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:
@@ -133,26 +155,29 @@ class StopCriteria(StoppingCriteria):
 
 
 @torch.inference_mode()
-def hf_generate_tokens(
+def hf_generate_ids(
     model,
     tokenizer,
-    prompts: list[str],
+    rows: list[list[int]],
     max_new_tokens: int | list[int],
     temperature: float = 0.0,
     top_p: float = 1.0,
-    add_special_tokens: bool = True,
     stop: Stop = NO_STOP,
+    prefix: SharedPrefix | None = None,
 ) -> list[list[int]]:
-    """The library path: `model.generate` with ordinary positions (any HF causal LM)."""
-    budgets = _budgets(max_new_tokens, len(prompts))
+    """The library path: `model.generate` with ordinary positions (any HF causal LM); with ``prefix``,
+    `generate` starts from a copy of its cache (transformers' prefix-cache reuse)."""
+    budgets = _budgets(max_new_tokens, len(rows))
     device = next(model.parameters()).device
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
-    prompt_length = enc["input_ids"].shape[1]
+    ids, mask = padded_batch(rows, tokenizer.pad_token_id, len(prefix.ids) if prefix else 0, device)
+    prompt_length = ids.shape[1]
     criteria = StoppingCriteriaList([StopCriteria(tokenizer, stop, prompt_length)] if not stop.empty else [])
     sampling = temperature > 0
     ends = eos_ids(model, tokenizer)
     out = model.generate(
-        **enc,
+        input_ids=ids,
+        attention_mask=mask,
+        past_key_values=prefix.expanded(len(rows)) if prefix else None,
         max_new_tokens=max(budgets),
         do_sample=sampling,
         temperature=temperature if sampling else None,
@@ -163,6 +188,13 @@ def hf_generate_tokens(
         stopping_criteria=criteria,
     )
     return trim(out[:, prompt_length:].tolist(), ends + [tokenizer.pad_token_id], budgets)
+
+
+def hf_generate_tokens(model, tokenizer, prompts: list[str], max_new_tokens, temperature=0.0, top_p=1.0,
+                       add_special_tokens=True, stop: Stop = NO_STOP) -> list[list[int]]:  # fmt: skip
+    """`hf_generate_ids` on prompt texts."""
+    rows = encode(tokenizer, prompts, add_special_tokens)
+    return hf_generate_ids(model, tokenizer, rows, max_new_tokens, temperature, top_p, stop)
 
 
 def hf_generate_batch(model, tokenizer, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:
