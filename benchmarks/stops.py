@@ -3,8 +3,10 @@
 The stand-in is a tiny Llama (BPE tokenizer trained here) fine-tuned on GSM8K-format text in which
 each solution runs on into the next ``Q:``/``A:`` blocks with no end-of-text, as a pretrained LM has
 seen; under the STaR few-shot prompt it answers, then keeps writing made-up questions until its budget
-runs out. With ``../shared/data/gsm8k`` present it uses the STaR release's few-shot prompt and the
-first questions of the GSM8K test set (a ~1k-word prompt); otherwise the tests' small fixture rows.
+runs out. With ``../shared/data/gsm8k`` present it uses the STaR release's few-shot examples and the
+first questions of the GSM8K test set; otherwise the tests' small fixture rows. The stand-in memorizes
+its 24 sequences within minutes only with a short prompt, so the default prompt holds one few-shot
+example (``--shots 6`` for the whole STaR prompt; it then learns too little in 100-200 steps to answer).
 Each backend (own sampler, `generate`) runs the same prompts, budget and batch with stops off
 (``generation.stop_at_answer=false``: the old behaviour) and on, in one process, side by side.
 
@@ -35,20 +37,22 @@ from tests.tiny_hf import babble_pairs, save_babbler  # noqa: E402
 SHARED = REPO.parent / "shared" / "data" / "gsm8k"
 
 
-def data_files(root: Path, questions: int) -> tuple[Path, Path, str]:
-    """(test file, few-shot file, source) with ``questions`` rows."""
+def data_files(root: Path, questions: int, shots: int) -> tuple[Path, Path, str]:
+    """(test file, few-shot file with the first ``shots`` examples, source) with ``questions`` rows."""
     if (SHARED / "test.jsonl").is_file():
         lines = (SHARED / "test.jsonl").read_text().splitlines()[:questions]
         (root / "test.jsonl").write_text("\n".join(lines) + "\n")
-        return root / "test.jsonl", SHARED / "prompts.txt", "GSM8K test + STaR few-shot prompt (../shared)"
+        blocks = (SHARED / "prompts.txt").read_text().strip().split("\n\n")[:shots]
+        (root / "prompts.txt").write_text("\n\n".join(blocks) + "\n")
+        return root / "test.jsonl", root / "prompts.txt", f"GSM8K test + {shots} STaR few-shot example(s) (../shared)"
     from tests.test_real_models import write_gsm
 
     write_gsm(root)
     return root / "train.jsonl", root / "prompts.txt", "test fixture rows (../shared absent)"
 
 
-def build(root: Path, questions: int, budget: int, steps: int):
-    test, few_shot, source = data_files(root, questions)
+def build(root: Path, questions: int, budget: int, steps: int, shots: int):
+    test, few_shot, source = data_files(root, questions, shots)
     data = {"test": str(test), "train": str(test), "few_shot": str(few_shot), "max_new_tokens": budget}
     config = config_from_dict({"task": {"name": "gsm8k", "data": data}, "model": {"name_or_path": str(root / "m")}})
     task = make_task(config)
@@ -59,7 +63,7 @@ def build(root: Path, questions: int, budget: int, steps: int):
     pairs = babble_pairs(prompts, solutions, blocks)
     corpus = [few_shot.read_text()] + [p + c for p, c in pairs]
     start = time.perf_counter()
-    save_babbler(root / "m", corpus, pairs, steps=steps, max_positions=4096)
+    save_babbler(root / "m", corpus, pairs, steps=steps, max_positions=4096, vocab_size=2048)
     return config, task, examples, prompts, source, time.perf_counter() - start
 
 
@@ -84,11 +88,14 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200, help="stand-in fine-tuning steps")
+    parser.add_argument("--shots", type=int, default=1, help="few-shot examples in the prompt (more: slower build)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "stops.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        config, task, examples, prompts, source, build_s = build(Path(tmp), args.questions, args.budget, args.steps)
+        config, task, examples, prompts, source, build_s = build(
+            Path(tmp), args.questions, args.budget, args.steps, args.shots
+        )
         lm = load_model(Path(tmp) / "m", config.model)
         prompt_tokens = sum(len(lm.tokenizer(p)["input_ids"]) for p in prompts) / len(prompts)
         rows = []

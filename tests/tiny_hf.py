@@ -98,9 +98,11 @@ def memorize_text(model, tokenizer, pairs: list[tuple[str, str]], steps: int, ou
     train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, 8, 3e-3, seed=0)
 
 
-def save_babbler(path: Path, corpus: list[str], pairs: list[tuple[str, str]], steps: int = 150, max_positions=1024):
+def save_babbler(
+    path: Path, corpus: list[str], pairs: list[tuple[str, str]], steps: int = 150, max_positions=1024, vocab_size=512
+):
     """A tiny base-model stand-in that answers, then keeps writing the next ``Q:`` block until its budget."""
-    tokenizer = build_bpe_tokenizer(corpus)
+    tokenizer = build_bpe_tokenizer(corpus, vocab_size=vocab_size)
     model = build_model(tokenizer, max_positions=max_positions)
     memorize_text(model, tokenizer, pairs, steps, path.parent)
     model.save_pretrained(path)
