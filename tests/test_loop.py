@@ -29,6 +29,8 @@ def test_one_run_writes_the_run_directory(finished):
         assert train and {"id", "prompt", "completion", "source"} <= set(train[0])
         assert all("(" not in r["prompt"] for r in train)  # the hint never reaches training text
         assert (folder / "checkpoint" / "model.safetensors").is_file()
+        card = (folder / "checkpoint" / "README.md").read_text()  # digit positions: the card says to use selftaught
+        assert f"iteration {n}" in card and "selftaught eval" in card and "321+7654" not in card
         metrics = runs.read_json(folder / "metrics.json")
         assert set(metrics["seconds"]) == {"generate", "rationalize", "train", "evaluate"}
     rows = summary["iterations"]
