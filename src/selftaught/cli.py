@@ -117,17 +117,19 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., help="a run directory"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
-    """Print a run's table and (re)draw its accuracy plot."""
+    """Print a run's table, (re)draw its accuracy plot and write report.html (with samples of rationales)."""
     from selftaught.report import report
+    from selftaught.report_html import write_html_report
 
     try:
         if not (run_dir / "summary.json").is_file():
             raise UserError(f"{run_dir} has no summary.json (not a run directory, or no iteration finished)")
         table, plot = report(run_dir)
+        page = write_html_report(run_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
     out_console.print(table)
-    out_console.print(f"plot: {plot}")
+    out_console.print(f"plot: {plot}   html: {page}")
 
 
 @app.command("eval")
@@ -206,6 +208,15 @@ def data_validate(
                 out_console.print(f"  {key}: {value}")
     if report["invalid"] or not report["valid"]:
         raise typer.Exit(1)
+
+
+def _register_more() -> None:
+    from selftaught.cli_more import register
+
+    register(app, _fail, USER_ERRORS, out_console)
+
+
+_register_more()
 
 
 def main() -> None:
