@@ -44,8 +44,13 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
         debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
     ) -> None:
         """Kept rationales as a `datasets` dataset with a card, and an lm-evaluation-harness task."""
-        from selftaught.export import export_run, push_folder
+        from datasets.utils.logging import disable_progress_bar
 
+        from selftaught.export import export_run, push_folder
+        from selftaught.ui import quiet_libraries
+
+        quiet_libraries()
+        disable_progress_bar()  # "Saving the dataset" bars
         try:
             done = export_run(run_dir, out, iteration)
             url = push_folder(out, push_to_hub, "dataset", private) if push_to_hub else None

@@ -60,6 +60,9 @@ def plot_compare(runs: list[tuple[str, dict]], path: str | Path) -> Path:
     for label, summary in runs:
         rows = _rows(summary)
         ax.plot([r["iteration"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration (0 = M0)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(-0.02, 1.02)

@@ -313,11 +313,15 @@ def run_star(
 
 def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:
     start = time.perf_counter()
-    engine = Engine(config, run, reporter, data)
-    extra = {"task": config.task.name, "mode": config.loop.mode, "base_model": str(engine.base_path)}
-    extra["versions"] = library_versions()
-    tracker = Tracker(config.report_to, run.root, config.to_dict())
+    tracker = Tracker(config.report_to, run.root, config.to_dict())  # a missing tracker fails before any work
     try:
+        engine = Engine(config, run, reporter, data)
+        extra = {
+            "task": config.task.name,
+            "mode": config.loop.mode,
+            "base_model": absolute_model_path(engine.base_path),
+        }
+        extra["versions"] = library_versions()
         return _iterations(engine, extra, tracker, start)
     finally:
         tracker.close()

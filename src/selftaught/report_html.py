@@ -63,6 +63,10 @@ def progress_plot(summary: dict) -> str:
         right.bar(x, values, bottom=bottom, color=color, label=key.removeprefix("num_"))
         bottom = [b + v for b, v in zip(bottom, values)]
     right.set(xlabel="iteration", ylabel="samples", title="kept / rationalized / rejected")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend(fontsize=8)
     fig.tight_layout()
     uri = png_data_uri(fig)
@@ -180,7 +184,7 @@ def write_html_report(run_dir: str | Path) -> Path:
     iterations = [
         _iteration_html(run_dir / f"iter_{r['iteration']:03d}", filter_mode, examples) for r in _rows(summary)
     ]
-    title = f"STaR run {run_dir.resolve().name}: {summary.get('task')} ({summary.get('mode')})"
+    title = f"{run_dir.resolve().name}: STaR on {summary.get('task')} ({summary.get('mode')})"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
