@@ -156,7 +156,7 @@ def test_other_trackers_get_the_same_scalars(name, tmp_path, monkeypatch):
     assert len(logged) == 1
     payload = logged[0][1][0]
     assert {k: payload[k] for k in star_scalars(metrics)} == star_scalars(metrics)
-    assert calls[-1][0] in ("finish", "end_run")
+    assert calls[-1][0] in ("finish", "end_run")  # the run is closed (trackio: after every iteration)
 
 
 # ------------------------------------------------------------------ report.html, compare, export, push

@@ -104,15 +104,22 @@ class _MLflow:
 
 
 class _Trackio:
+    """trackio has one current run, and the Trainer's TrackioCallback starts and finishes its own; so each
+    iteration's metrics reopen this run (``resume="allow"``) and close it again."""
+
     def __init__(self, root: Path, run_name: str, config: dict):
         self.trackio = _import("trackio")
-        self.trackio.init(project=os.environ.get("TRACKIO_PROJECT", "selftaught"), name=run_name, config=config)
+        self.project, self.name = os.environ.get("TRACKIO_PROJECT", "selftaught"), run_name
+        self.trackio.init(project=self.project, name=run_name, config=config)
+        self.trackio.finish()
 
     def log(self, scalars: dict[str, float], iteration: int) -> None:
+        self.trackio.init(project=self.project, name=self.name, resume="allow")
         self.trackio.log({**scalars, "star/iteration": iteration}, step=iteration)
+        self.trackio.finish()
 
     def close(self) -> None:
-        self.trackio.finish()
+        pass
 
 
 SINKS = {"tensorboard": _TensorBoard, "wandb": _Wandb, "mlflow": _MLflow, "trackio": _Trackio}
