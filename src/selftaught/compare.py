@@ -27,10 +27,12 @@ def load_summaries(run_dirs: list[Path]) -> list[tuple[str, dict]]:
 
 
 def compare_table(runs: list[tuple[str, dict]]) -> Table:
-    """One row per run: task, mode, iterations, M0 accuracy, final and best accuracy, data kept."""
-    table = Table(title="STaR runs compared")
-    for name in ["run", "task", "mode", "iters", "M0 acc", "final acc", "best acc (iter)", "kept", "rat.", "rej."]:
-        table.add_column(name, justify="left" if name in ("run", "task", "mode") else "right")
+    """One row per run: iterations, M0 accuracy, final and best accuracy, samples kept / rationalized / rejected."""
+    kinds = sorted({f"{s.get('task')} ({s.get('mode')})" for _, s in runs})
+    table = Table(title=f"STaR runs compared: {', '.join(kinds)}")
+    table.add_column("run", no_wrap=True)
+    for name in ["iters", "M0 acc", "final acc", "best (iter)", "kept", "rat.", "rej."]:
+        table.add_column(name, justify="right", no_wrap=True)
     for label, summary in runs:
         rows = _rows(summary)
         its = summary.get("iterations", [])
@@ -38,8 +40,6 @@ def compare_table(runs: list[tuple[str, dict]]) -> Table:
         base = summary.get("base", {}).get("accuracy")
         table.add_row(
             label,
-            str(summary.get("task")),
-            str(summary.get("mode")),
             str(len(its)),
             f"{base:.1%}" if base is not None else "-",
             f"{its[-1]['accuracy']:.1%}" if its else "-",

@@ -116,7 +116,7 @@ ds = load_from_disk("dataset")  # or load_dataset("json", data_files="data/train
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}").content
 
 
-def lm_eval_task(config: Config, out: Path, name: str) -> dict:
+def lm_eval_task(config: Config, out: Path, name: str, max_gen_toks: int) -> dict:
     """The task YAML (as a dict; `process_results` is written as lm-eval's ``!function`` tag)."""
     return {
         "task": name,
@@ -126,7 +126,7 @@ def lm_eval_task(config: Config, out: Path, name: str) -> dict:
         "output_type": "generate_until",
         "doc_to_text": "{{prompt}}",
         "doc_to_target": "{{answer}}",
-        "generation_kwargs": {"until": [], "do_sample": False, "max_gen_toks": config.task.data.max_new_tokens},
+        "generation_kwargs": {"until": [], "do_sample": False, "max_gen_toks": max_gen_toks},
         "process_results": "utils.process_results",
         "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0, "selftaught_task": config.task.name},
@@ -143,6 +143,7 @@ def write_lm_eval(config: Config, out: Path, name: str) -> Path:
     from selftaught.tasks import make_task
 
     task = make_task(config)
+    examples = task.load("test")
     docs = [
         {
             "id": ex.id,
@@ -152,14 +153,16 @@ def write_lm_eval(config: Config, out: Path, name: str) -> Path:
             "prompt": task.prompt(ex),
             "bucket": task.bucket(ex),
         }
-        for ex in task.load("test")
+        for ex in examples
     ]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "test.jsonl", docs)
     atomic_write_text(out / "selftaught_config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     atomic_write_text(out / "utils.py", LM_EVAL_UTILS)
     path = out / f"{name}.yaml"
-    atomic_write_text(path, _dump_lm_eval_yaml(lm_eval_task(config, out, name)))
+    atomic_write_text(
+        path, _dump_lm_eval_yaml(lm_eval_task(config, out, name, max(map(task.max_new_tokens, examples))))
+    )
     return path
 
 
