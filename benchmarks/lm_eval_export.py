@@ -49,7 +49,14 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
     lm_eval_acc = out["results"][name]["acc,none"]
-    run_acc = read_json(folder / "metrics.json")["accuracy"]
+    import yaml
+
+    from selftaught.config import config_from_dict
+    from selftaught.evaluate import evaluate_model
+
+    # scored now, on the test data the export read (the run's metrics.json too, for reference)
+    config = config_from_dict(yaml.safe_load((args.run_dir / "config.yaml").read_text()))
+    run_acc = evaluate_model(config, str(checkpoint))["accuracy"]
     result = {
         "run_dir": str(args.run_dir),
         "iteration": done["iteration"],
@@ -58,6 +65,7 @@ def main() -> None:
         "questions": out["n-samples"][name]["effective"],
         "lm_eval_accuracy": lm_eval_acc,
         "selftaught_accuracy": run_acc,
+        "run_metrics_accuracy": read_json(folder / "metrics.json")["accuracy"],
         "match": abs(lm_eval_acc - run_acc) < 1e-9,
         "lm_eval_seconds": round(seconds, 1),
     }
