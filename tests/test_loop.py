@@ -4,6 +4,7 @@ import pytest
 
 from selftaught import runs
 from selftaught.loop import run_star
+from selftaught.tasks import make_task
 from tests.conftest import tiny_run_config
 
 ROW_KEYS = {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
@@ -29,6 +30,9 @@ def test_one_run_writes_the_run_directory(finished):
         assert train and {"id", "prompt", "completion", "source"} <= set(train[0])
         assert all("(" not in r["prompt"] for r in train)  # the hint never reaches training text
         assert (folder / "checkpoint" / "model.safetensors").is_file()
+        card = (folder / "checkpoint" / "README.md").read_text()  # digit positions: the card says to use selftaught
+        assert f"iteration {n}" in card and "selftaught eval" in card
+        assert make_task(config).prompt(make_task(config).load("test")[0]) in card  # the exact prompt format
         metrics = runs.read_json(folder / "metrics.json")
         assert set(metrics["seconds"]) == {"generate", "rationalize", "train", "evaluate"}
     rows = summary["iterations"]

@@ -14,9 +14,29 @@ from selftaught.config import ConfigError, load_config
 from selftaught.loop import StarError
 from selftaught.runs import RunInUse
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="STaR: self-taught reasoning for HF models.")
+# plain (click) help: flags read `--quiet`, not `--quiet <bool>`, and piped help does not wrap in boxes
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="STaR: self-taught reasoning for HF models."
+)
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from selftaught.versions import version_line
+
+        print(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="print selftaught's and its libraries' versions"
+    ),
+) -> None:
+    """STaR: self-taught reasoning for HF models."""
 
 
 class UserError(Exception):
@@ -56,7 +76,9 @@ def _resume_config(run_dir: Path, recipe: Optional[Path], overrides: list[str]):
 def run(
     recipe: Optional[Path] = typer.Argument(None, help="YAML recipe; none = the default arithmetic run"),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<recipe name>)"),
-    overrides: list[str] = typer.Option([], "--set", help="dotted override, e.g. --set loop.iterations=3"),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="dotted override, e.g. --set loop.iterations=3"
+    ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory"),
     force: bool = typer.Option(False, "--force", help="with --resume: accept a changed config"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
@@ -65,8 +87,9 @@ def run(
     """Run STaR (or resume a run) and print the per-iteration table."""
     from selftaught.loop import run_star
     from selftaught.report import report
-    from selftaught.ui import Reporter
+    from selftaught.ui import Reporter, quiet_libraries
 
+    quiet_libraries()
     out_dir = resume or out or Path("runs") / (recipe.stem if recipe else "default")
     try:
         if resume is not None:
@@ -90,31 +113,38 @@ def run(
 
 
 @app.command("report")
-def report_cmd(run_dir: Path = typer.Argument(..., help="a run directory"), debug: bool = False) -> None:
-    """Print a run's table and (re)draw its accuracy plot."""
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
+) -> None:
+    """Print a run's table, (re)draw its accuracy plot and write report.html (with samples of rationales)."""
     from selftaught.report import report
+    from selftaught.report_html import write_html_report
 
     try:
         if not (run_dir / "summary.json").is_file():
             raise UserError(f"{run_dir} has no summary.json (not a run directory, or no iteration finished)")
         table, plot = report(run_dir)
+        page = write_html_report(run_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
     out_console.print(table)
-    out_console.print(f"plot: {plot}")
+    out_console.print(f"plot: {plot}   html: {page}")
 
 
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Argument(..., help="model folder, hub id, run directory, or 'embedded'"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipe giving the task and model settings"),
-    overrides: list[str] = typer.Option([], "--set", help="dotted override, e.g. --set task.name=gsm8k"),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="dotted override, e.g. --set task.name=gsm8k"
+    ),
     iteration: Optional[int] = typer.Option(None, "--iteration", help="with a run directory: which checkpoint"),
     samples: int = typer.Option(1, "--samples", help="k samples per question for maj@k and pass@k"),
     temperature: float = typer.Option(0.7, "--temperature", help="sampling temperature for --samples > 1"),
-    split: str = typer.Option("test", "--split"),
+    split: str = typer.Option("test", "--split", help="which split of the task to score"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result here"),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k."""
     import json
@@ -122,8 +152,9 @@ def eval_cmd(
     from selftaught.evaluate import evaluate_model, resolve_model
     from selftaught.models.base import ensure_base_model
     from selftaught.tasks import make_task
-    from selftaught.ui import Reporter
+    from selftaught.ui import Reporter, quiet_libraries
 
+    quiet_libraries()
     try:
         config = load_config(recipe, overrides)
         if samples > 1 and temperature <= 0:
@@ -185,11 +216,13 @@ app.add_typer(data_app, name="data")
 def data_validate(
     task: str = typer.Option(..., "--task", help="gsm8k | commonsenseqa | jsonl"),
     path: str = typer.Option(..., "--path", help="dataset file (or datasets id for jsonl)"),
-    overrides: list[str] = typer.Option([], "--set", help="e.g. --set task.data.question_field=prompt"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    debug: bool = typer.Option(False, "--debug"),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="e.g. --set task.data.question_field=prompt"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (exit code as without --json)"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
-    """Count valid and invalid rows, with file:line reasons."""
+    """Count valid and invalid rows, with file:line reasons; exit 1 when a row is invalid or there is none."""
     import json
 
     from selftaught.tasks.validate import validate_dataset
@@ -199,17 +232,28 @@ def data_validate(
         report = validate_dataset(config, path)
     except USER_ERRORS as err:
         _fail(err, debug)
+    if not report["valid"] and not report["invalid"]:
+        report["problems"].append(f"{path}: no rows (empty file?)")
     if as_json:
         print(json.dumps(report))
-        return
-    out_console.print(f"{path}: [green]{report['valid']} valid[/green], [red]{report['invalid']} invalid[/red]")
-    for line in report["problems"][:50]:
-        out_console.print(f"  {line}", highlight=False)
-    for key, value in report.items():
-        if key not in ("valid", "invalid", "problems") and not isinstance(value, list):
-            out_console.print(f"  {key}: {value}")
-    if report["invalid"]:
+    else:
+        out_console.print(f"{path}: [green]{report['valid']} valid[/green], [red]{report['invalid']} invalid[/red]")
+        for line in report["problems"][:50]:
+            print(f"  {line}")  # plain print: a piped line is never wrapped
+        for key, value in report.items():
+            if key not in ("valid", "invalid", "problems") and not isinstance(value, list):
+                out_console.print(f"  {key}: {value}")
+    if report["invalid"] or not report["valid"]:
         raise typer.Exit(1)
+
+
+def _register_more() -> None:
+    from selftaught.cli_more import register
+
+    register(app, _fail, USER_ERRORS, out_console)
+
+
+_register_more()
 
 
 def main() -> None:

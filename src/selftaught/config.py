@@ -27,7 +27,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _choice(section: str, name: str, value, choices) -> None:
-    _require(value in choices, f"{section}.{name} must be one of {list(choices)}, got {value!r}")
+    where = f"{section}.{name}" if section else name
+    _require(value in choices, f"{where} must be one of {list(choices)}, got {value!r}")
 
 
 @dataclass
@@ -150,6 +151,7 @@ class LoraConfig:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str = "all-linear"  # PEFT's shorthand, or comma-separated module names
+    save_merged: bool = False  # also save merged full weights in checkpoint/merged/ (loads without PEFT)
 
     def __post_init__(self):
         _require(self.r >= 1, f"model.lora.r must be >= 1, got {self.r}")
@@ -257,6 +259,13 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    report_to: str = "none"  # experiment trackers, comma-separated: none | tensorboard | wandb | mlflow | trackio
+
+    def __post_init__(self):
+        from selftaught.tracking import TRACKERS, parse_report_to
+
+        for name in parse_report_to(self.report_to):
+            _choice("", "report_to", name, ("none", *TRACKERS))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

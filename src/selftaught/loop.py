@@ -19,12 +19,15 @@ from pathlib import Path
 from selftaught import runs, star
 from selftaught.config import Config, ConfigError, config_from_dict
 from selftaught.generation import Generator
+from selftaught.modelcard import absolute_model_path, write_iteration_cards
 from selftaught.models import load_model, load_tokenizer, render_prompt, save_model, scheme_name, use_chat
 from selftaught.models.base import ensure_base_model
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
+from selftaught.tracking import Tracker, parse_report_to
 from selftaught.training.sft import add_lora, encode_pairs, train_sft
 from selftaught.ui import SILENT, Reporter
+from selftaught.versions import library_versions
 
 
 class StarError(RuntimeError):
@@ -113,16 +116,21 @@ class Engine:
                 model, features, lm.tokenizer.pad_token_id, folder / ".trainer", steps, t.batch_size,
                 t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
                 t.gradient_checkpointing, on_step=lambda step, loss: advance(1), save_every_steps=t.save_every_steps,
+                report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
             )  # fmt: skip
         runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
         # an adapter is saved on its own when its base is a plain model folder; otherwise merged
-        adapter_base = str(init_path) if lora.enabled and not _is_adapter(init_path) else None
+        # (recorded as an absolute path, so the adapter loads from any directory)
+        adapter_base = absolute_model_path(init_path) if lora.enabled and not _is_adapter(init_path) else None
         if lora.enabled and adapter_base is None:
             model = model.merge_and_unload()
-        runs.atomic_save_dir(
-            folder / "checkpoint",
-            lambda tmp: save_model(model, lm.tokenizer, scheme_name(lm.scheme), tmp, base_model=adapter_base),
-        )
+
+        def write(tmp: Path) -> None:
+            save_model(model, lm.tokenizer, scheme_name(lm.scheme), tmp, base_model=adapter_base)
+            if adapter_base and lora.save_merged:
+                save_model(model.merge_and_unload(), lm.tokenizer, scheme_name(lm.scheme), tmp / "merged")
+
+        runs.atomic_save_dir(folder / "checkpoint", write)
 
 
 def _is_adapter(path: Path | str) -> bool:
@@ -222,6 +230,7 @@ def _iteration(engine: Engine, n: int) -> dict:
                 "num_rationalized": sum(r["source"] == "rationalized" for r in records),
                 "num_train_examples": len(records),
                 "num_kept_unverified": sum(bool(r["correct"]) and not r["verified"] for r in rows),
+                "num_rejected": sum(not star.is_kept(r, cfg.loop.filter) for r in rows),
                 "train_steps": steps,
                 "seconds": {**run.phases(folder)},
             },
@@ -231,6 +240,7 @@ def _iteration(engine: Engine, n: int) -> dict:
     metrics = runs.read_json(folder / "metrics.json")
     metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
     runs.atomic_write_json(folder / "metrics.json", metrics)
+    write_iteration_cards(cfg, engine.task, engine.test_set, folder, n, metrics, engine.base_path)
     return metrics
 
 
@@ -305,11 +315,26 @@ def run_star(
 
 def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:
     start = time.perf_counter()
-    engine = Engine(config, run, reporter, data)
-    extra = {"task": config.task.name, "mode": config.loop.mode, "base_model": str(engine.base_path)}
+    tracker = Tracker(config.report_to, run.root, config.to_dict())  # a missing tracker fails before any work
+    try:
+        engine = Engine(config, run, reporter, data)
+        extra = {
+            "task": config.task.name,
+            "mode": config.loop.mode,
+            "base_model": absolute_model_path(engine.base_path),
+        }
+        extra["versions"] = library_versions()
+        return _iterations(engine, extra, tracker, start)
+    finally:
+        tracker.close()
+
+
+def _iterations(engine: Engine, extra: dict, tracker: Tracker, start: float) -> dict:
+    config, run, reporter = engine.config, engine.run, engine.reporter
     extra["base"] = _evaluate_base(engine)
+    tracker.log_iteration(extra["base"])
     for n in range(1, config.loop.iterations + 1):
-        _iteration(engine, n)
+        tracker.log_iteration(_iteration(engine, n))
         summary = run.write_summary(extra)
         reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
         if saturated([extra["base"], *summary["iterations"]], config.loop.patience, config.loop.min_improvement):

@@ -38,3 +38,13 @@ class Reporter:
 
 
 SILENT = Reporter(enabled=False)
+
+
+def quiet_libraries() -> None:
+    """Turn off transformers' and huggingface_hub's own bars ("Loading weights", "Writing model shards",
+    downloads): they would interleave with ours, and --quiet means no bars at all."""
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()

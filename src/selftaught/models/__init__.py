@@ -113,6 +113,11 @@ def save_model(model, tokenizer, scheme_name: str, path: str | Path, base_model:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     save_meta(path, scheme_name, base_model)
+    adapter_config = Path(path) / "adapter_config.json"
+    if base_model and adapter_config.is_file():  # PEFT records the path as the model was loaded (maybe relative)
+        settings = json.loads(adapter_config.read_text())
+        settings["base_model_name_or_path"] = str(base_model)
+        adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def scheme_name(scheme) -> str:

@@ -179,8 +179,8 @@ def _parsed(rows: Iterator[Row], parse: Parse) -> Iterator[Example | TaskDataErr
         yield example
 
 
-def load_examples(rows: Iterator[Row], parse: Parse, max_examples: int = 0) -> list[Example]:
-    """Parse every row, stopping at the first problem; ids must be unique."""
+def load_examples(rows: Iterator[Row], parse: Parse, max_examples: int = 0, source: str = "") -> list[Example]:
+    """Parse every row, stopping at the first problem; ids must be unique. ``source`` names the data in errors."""
     examples = []
     for item in _parsed(rows, parse):
         if isinstance(item, TaskDataError):
@@ -189,7 +189,7 @@ def load_examples(rows: Iterator[Row], parse: Parse, max_examples: int = 0) -> l
         if max_examples and len(examples) >= max_examples:
             break
     if not examples:
-        raise TaskDataError("no examples found (empty file?)")
+        raise TaskDataError(f"{source + ': ' if source else ''}no examples found (empty file?)")
     return examples
 
 
@@ -201,7 +201,7 @@ def load_split(data: DataConfig, split: str, parse_row) -> list[Example]:
     def parse(location: str, row: dict) -> Example:
         return parse_row(location, row, split, next(counter), data.id_field)
 
-    return load_examples(read_rows(source, split_name, data.dataset_config), parse, data.max_examples)
+    return load_examples(read_rows(source, split_name, data.dataset_config), parse, data.max_examples, source)
 
 
 def validate_rows(rows: Iterator[Row], parse: Parse) -> dict:

@@ -175,7 +175,7 @@ class JsonlTask:
     def load(self, split: str) -> list[Example]:
         source, split_name = split_source(self.data, split)
         rows = read_rows(source, split_name, self.data.dataset_config)
-        return load_examples(rows, self._parser(split), self.data.max_examples)
+        return load_examples(rows, self._parser(split), self.data.max_examples, source)
 
     def prompt(self, example: Example, hint: bool = False, few_shot: bool = True) -> str:
         question = f"Q: {example.question} ({example.answer})" if hint else f"Q: {example.question}"

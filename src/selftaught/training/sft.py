@@ -130,6 +130,14 @@ def _checkpointing_kwargs(enabled: bool) -> dict:
     return {name: True}
 
 
+def _tensorboard_callback(logs_dir: str | Path):
+    """transformers' TensorBoardCallback writing to ``logs_dir`` (its default lives in the scratch folder)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(logs_dir)))
+
+
 def train_sft(
     model,
     features: list[dict],
@@ -145,13 +153,18 @@ def train_sft(
     gradient_checkpointing: bool = False,
     on_step: Callable[[int, float | None], None] | None = None,
     save_every_steps: int = 0,
+    report_to: list[str] | None = None,
+    logs_dir: str | Path | None = None,
 ) -> list[dict]:
     """Train in place for ``max_steps`` optimizer steps; returns the Trainer's loss log.
 
     bf16 and gradient checkpointing are used only on a GPU; on CPU everything runs in fp32. With
     ``save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler, RNG
     and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
+    ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
+    ``logs_dir``, which outlives the scratch ``out_dir``.
     """
+    report_to = list(report_to or [])
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
     args = TrainingArguments(
         output_dir=str(out_dir),
@@ -165,7 +178,7 @@ def train_sft(
         save_strategy="steps" if save_every_steps else "no",
         save_steps=save_every_steps or 500,
         save_total_limit=2,  # the previous checkpoint survives a kill during the next save
-        report_to=[],
+        report_to=[name for name in report_to if name != "tensorboard"],  # tensorboard: own callback below
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,
@@ -180,6 +193,8 @@ def train_sft(
         dataloader_num_workers=0,
     )
     callbacks = [_Progress(on_step)] if on_step else []
+    if "tensorboard" in report_to:
+        callbacks.append(_tensorboard_callback(logs_dir or Path(out_dir) / "logs"))
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     trainer = Trainer(
         model=model,

@@ -1,0 +1,204 @@
+"""``report.html``: one self-contained page per run (plots inlined as base64 PNG, no external assets).
+
+It shows the accuracy table and plots, and for every iteration a sample of what the model actually
+wrote: kept rationales, rationalized ones (found with the answer as a hint, trained on without it), and
+rejected ones with the reason (wrong answer, no answer, or the step that failed the check). Model output
+is untrusted: every piece of text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from selftaught import star
+from selftaught.report import _rows, plot_accuracy
+from selftaught.runs import atomic_write_text, read_json, read_jsonl
+
+SAMPLES_PER_KIND = 3
+MAX_TEXT_CHARS = 1500
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: 4px 8px; }
+td { text-align: right; } th { background: #f3f3f3; }
+pre { white-space: pre-wrap; word-break: break-all; background: #f7f7f7; padding: 6px; margin: 4px 0; }
+.kept { border-left: 5px solid #2a9d50; } .rationalized { border-left: 5px solid #e0a800; }
+.rejected { border-left: 5px solid #c0392b; } .sample { padding-left: 8px; margin: 8px 0; }
+.reason { color: #c0392b; font-weight: bold; } .meta { color: #666; font-size: 90%; }
+img { max-width: 100%; }
+"""
+
+
+def png_data_uri(fig) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI (the page carries its images)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _file_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def progress_plot(summary: dict) -> str:
+    """Accuracy per iteration (line) and kept / rationalized / rejected counts (bars), as a data URI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _rows(summary)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot([r["iteration"] for r in rows], [r["accuracy"] for r in rows], marker="o")
+    left.set(xlabel="iteration (0 = M0)", ylabel="test accuracy", ylim=(-0.02, 1.02), title="accuracy")
+    left.grid(alpha=0.3)
+    its = [r for r in rows if r["iteration"] > 0]
+    x = [r["iteration"] for r in its]
+    bottom = [0] * len(its)
+    for key, color in (("num_kept", "#2a9d50"), ("num_rationalized", "#e0a800"), ("num_rejected", "#c0392b")):
+        values = [r.get(key, 0) for r in its]
+        right.bar(x, values, bottom=bottom, color=color, label=key.removeprefix("num_"))
+        bottom = [b + v for b, v in zip(bottom, values)]
+    right.set(xlabel="iteration", ylabel="samples", title="kept / rationalized / rejected")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    uri = png_data_uri(fig)
+    plt.close(fig)
+    return uri
+
+
+def _table(summary: dict) -> str:
+    rows = _rows(summary)
+    buckets = list(rows[-1]["accuracy_by_bucket"]) if rows else []
+    head = ["iter", "accuracy", *buckets, "kept", "rationalized", "rejected", "steps", "gen s", "train s", "eval s"]
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        secs = row.get("seconds", {})
+        cells = [
+            str(row["iteration"]),
+            f"{row['accuracy']:.1%}",
+            *(f"{row['accuracy_by_bucket'].get(b, 0):.0%}" for b in buckets),
+            *(str(row.get(k, "-")) for k in ("num_kept", "num_rationalized", "num_rejected", "train_steps")),
+            f"{secs.get('generate', 0) + secs.get('rationalize', 0):.0f}",
+            f"{secs.get('train', 0):.0f}",
+            f"{secs.get('evaluate', 0):.0f}",
+        ]
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def rejection_reason(row: dict, gold: str | None) -> str:
+    """Why a sample was not kept.
+
+    >>> rejection_reason({"correct": False, "answer": "12", "problem": None}, "13")
+    "wrong answer: '12' (expected '13')"
+    >>> rejection_reason({"correct": True, "answer": "13", "problem": "step 2: 7+5 is not 13"}, "13")
+    'failed step: step 2: 7+5 is not 13'
+    """
+    if row.get("correct"):
+        return f"failed step: {row.get('problem') or 'rationale check failed'}"
+    expected = f" (expected {gold!r})" if gold is not None else ""
+    if row.get("answer") is None:
+        return f"no answer found{expected}"
+    return f"wrong answer: {row['answer']!r}{expected}"
+
+
+def classify(rows: list[dict], filter_mode: str) -> dict[str, list[dict]]:
+    """Samples split into kept (plain), rationalized (hinted, kept) and rejected (failed the filter)."""
+    kinds: dict[str, list[dict]] = {"kept": [], "rationalized": [], "rejected": []}
+    for row in rows:
+        if star.is_kept(row, filter_mode):
+            kinds["rationalized" if row["hinted"] else "kept"].append(row)
+        else:
+            kinds["rejected"].append(row)
+    return kinds
+
+
+def _spread(rows: list[dict], k: int) -> list[dict]:
+    """``k`` rows spread evenly over the list (deterministic)."""
+    if len(rows) <= k:
+        return rows
+    return [rows[round(i * (len(rows) - 1) / (k - 1))] for i in range(k)] if k > 1 else rows[:1]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + f" [... {len(text) - MAX_TEXT_CHARS} more]"
+
+
+def _sample_html(kind: str, row: dict, examples: dict) -> str:
+    example = examples.get(row["id"])
+    question = f"<b>question</b> {html.escape(_clip(example.question))} " if example else ""
+    gold = example.answer if example else None
+    reason = f'<div class="reason">{html.escape(rejection_reason(row, gold))}</div>' if kind == "rejected" else ""
+    hinted = " (with the answer as a hint)" if row["hinted"] else ""
+    return (
+        f'<div class="sample {kind}"><div class="meta">id {html.escape(str(row["id"]))}{hinted}</div>'
+        f"{question}{reason}<pre>{html.escape(_clip(str(row['text'])))}</pre></div>"
+    )
+
+
+def _train_examples(run_dir: Path) -> dict:
+    """Training questions by id, rebuilt from the saved config; {} when the data is not reachable."""
+    try:
+        import yaml
+
+        from selftaught.config import config_from_dict
+        from selftaught.tasks import make_task
+
+        config = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        return {ex.id: ex for ex in make_task(config).load("train")}
+    except Exception:  # a report must not fail because the data moved: samples then show ids only
+        return {}
+
+
+def _iteration_html(folder: Path, filter_mode: str, examples: dict) -> str:
+    generated = folder / "generated.jsonl"
+    if not generated.is_file():
+        return ""
+    kinds = classify(read_jsonl(generated), filter_mode)
+    parts = [f"<h3>{folder.name}</h3>"]
+    for kind, rows in kinds.items():
+        parts.append(f"<h4>{kind}: {len(rows)} samples</h4>")
+        parts += [_sample_html(kind, row, examples) for row in _spread(rows, SAMPLES_PER_KIND)]
+    return "\n".join(parts)
+
+
+def write_html_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.html`` and return its path."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / "summary.json")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+    filter_mode = config.get("loop", {}).get("filter", "answer+rationale")
+    examples = _train_examples(run_dir)
+    by_bucket = _file_uri(plot_accuracy(summary, run_dir / "accuracy.png"))
+    versions = ", ".join(f"{k} {v}" for k, v in summary.get("versions", {}).items())
+    iterations = [
+        _iteration_html(run_dir / f"iter_{r['iteration']:03d}", filter_mode, examples) for r in _rows(summary)
+    ]
+    title = f"{run_dir.resolve().name}: STaR on {summary.get('task')} ({summary.get('mode')})"
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p class="meta">base model {html.escape(str(summary.get("base_model")))}; filter {html.escape(filter_mode)}<br>
+{html.escape(versions)}</p>
+<h2>Accuracy</h2>{_table(summary)}
+<img alt="accuracy and sample counts per iteration" src="{progress_plot(summary)}">
+<img alt="accuracy by bucket" src="{by_bucket}">
+<h2>What the model wrote</h2>
+<p>Per iteration, up to {SAMPLES_PER_KIND} samples of each kind: <b>kept</b> (right answer, steps check out),
+<b>rationalized</b> (found with the answer as a hint; trained on without it), <b>rejected</b> (with the reason).</p>
+{"".join(iterations)}
+</body></html>
+"""
+    path = run_dir / "report.html"
+    atomic_write_text(path, page)
+    return path
