@@ -41,6 +41,7 @@ MAX_DEPTH = 100  # nesting of operators and parentheses; deeper is refused, not 
 MAX_ANNOTATION_CHARS = 1000
 MAX_ANNOTATIONS = 1000  # a completion with more is reported, not checked one by one
 NEXT_QUESTION = "\nQ:"
+TAIL_CHARS = 10_000  # a completion's answer is near its end; longer text is only scanned for "####" and numbers
 MAX_STATEMENTS = 20  # answer statements looked at, from the last one back
 ANSWER_WINDOW = 200  # characters after an answer statement that can hold the answer
 MATH_VERIFY_MAX_CHARS = 64  # sympy on long or exotic input can be slow; such input is not sent
@@ -144,25 +145,26 @@ def extract_gsm8k_answer(text: str) -> str | None:
     match = _HASH_RE.search(text)
     if match:
         return _token(match)
+    tail = text[-TAIL_CHARS:]  # statements and boxed answers are looked for near the end: bounded work
     boxed = None
-    for boxed in _BOXED_RE.finditer(text):  # noqa: B007 - the last one counts
+    for boxed in _BOXED_RE.finditer(tail):  # noqa: B007 - the last one counts
         pass
     if boxed is not None:
         inner = _FRAC_RE.sub(r"\1/\2", boxed.group(1))
         found = _TOKEN_RE.search(inner)
         if found:
             return _token(found)
-    plain = text.replace("**", "")  # markdown bold: "**Answer:** 64"
-    statements = list(_STATEMENT_RE.finditer(plain))[-MAX_STATEMENTS:]  # bounded work on runaway text
+    plain = tail.replace("**", "")  # markdown bold: "**Answer:** 64"
+    statements = list(_STATEMENT_RE.finditer(plain))[-MAX_STATEMENTS:]
     for statement in reversed(statements):
         window = _statement_window(plain, statement.end())
         if _TOKEN_RE.search(window):
             return _stated_answer(window)
-    tokens = _TOKEN_RE.findall(text)  # faster than finditer when a long text holds many numbers
-    if not tokens:
+    numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
+    if not numbers:
         return None
-    number, denominator, percent = tokens[-1]
-    return _canonical(number) + (f"/{denominator}" if denominator else "%" if percent else "")
+    last = _TOKEN_RE.match(text, text.rfind(numbers[-1]))  # with its "/4" or "%", if any
+    return _token(last) if last else _canonical(numbers[-1])
 
 
 def to_decimal(text: str) -> Decimal | None:
