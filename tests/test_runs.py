@@ -29,17 +29,27 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
 
 
-def test_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
+def test_lock_refuses_a_live_holder_and_is_free_once_it_dies(tmp_path):
     lock = runs.RunLock(tmp_path)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from selftaught.runlock import RunLock; RunLock({str(tmp_path)!r}).acquire(); input()",
+        ],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     try:
-        lock.path.write_text(f"{sleeper.pid} {os.uname().nodename}\n")
-        with pytest.raises(runs.RunInUse, match=f"process {sleeper.pid}"):
+        while not lock.path.exists() or not lock.path.read_text().strip():
+            assert holder.poll() is None
+        with pytest.raises(runs.RunInUse, match=f"process {holder.pid}"):
             lock.acquire()
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    lock.acquire()  # the holder is gone: stale, taken over
+        holder.kill()  # SIGKILL: no cleanup ran, the file is still there; the kernel dropped the lock
+        holder.wait()
+    assert lock.path.read_text().split()[0] == str(holder.pid)
+    lock.acquire()
     assert lock.path.read_text().split()[0] == str(os.getpid())
     lock.release()
     assert not lock.path.exists()

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from selftaught.config import ConfigError, load_config
+from selftaught.interrupts import stop_signals, write_failure
 from selftaught.loop import StarError
 from selftaught.runs import RunInUse
 
@@ -46,7 +47,7 @@ class UserError(Exception):
 def _fail(err: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(err)
-    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    message = str(err).splitlines()[0][:1000] if str(err) else type(err).__name__  # never echo megabytes
     err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -54,22 +55,33 @@ def _fail(err: BaseException, debug: bool) -> None:
 USER_ERRORS = (ConfigError, UserError, FileNotFoundError, PermissionError, ValueError, StarError, RunInUse)
 
 
+def _fail_write(err: Exception, run_dir, debug: bool) -> None:
+    """A failed write (full disk, read-only filesystem) as one line; anything else is a bug: re-raised."""
+    message = write_failure(err, run_dir)
+    if message is None:
+        raise err
+    _fail(UserError(message), debug)
+
+
 def _resume_config(run_dir: Path, recipe: Optional[Path], overrides: list[str]):
     """None (use the saved config) unless a recipe or overrides ask for changes: overrides apply on top
     of the saved config, a recipe replaces it."""
-    import yaml
-
     from selftaught.config import apply_override, config_from_dict, read_recipe
+    from selftaught.runconfig import load_saved_config
 
     if recipe is None and not overrides:
         return None
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise UserError(f"cannot resume: {saved} does not exist")
-    data = read_recipe(recipe) if recipe else yaml.safe_load(saved.read_text())
+    data = read_recipe(recipe) if recipe else load_saved_config(run_dir)
     for assignment in overrides:
         apply_override(data, assignment)
     return config_from_dict(data)
+
+
+def _resume_command(out_dir: Path):
+    """What to type after an interrupt: resume once the run directory holds a config, else start again."""
+    return lambda: (
+        f"selftaught run --resume {out_dir}" if (out_dir / "config.yaml").is_file() else "the same command again"
+    )
 
 
 @app.command()
@@ -92,22 +104,20 @@ def run(
     quiet_libraries()
     out_dir = resume or out or Path("runs") / (recipe.stem if recipe else "default")
     try:
-        if resume is not None:
-            config = _resume_config(resume, recipe, overrides)
-        else:
-            config = load_config(recipe, overrides)
-        summary_dir = out_dir
-        reporter = Reporter(err_console, enabled=not quiet)
-        run_star(config, out_dir, resume=resume is not None, reporter=reporter, force=force)
-        table, plot = report(summary_dir)
+        # Ctrl-C and SIGTERM: one line with the resume command, exit 128 + signal
+        with stop_signals(_resume_command(out_dir), lambda line: err_console.print(line, highlight=False)):
+            if resume is not None:
+                config = _resume_config(resume, recipe, overrides)
+            else:
+                config = load_config(recipe, overrides)
+            summary_dir = out_dir
+            reporter = Reporter(err_console, enabled=not quiet)
+            run_star(config, out_dir, resume=resume is not None, reporter=reporter, force=force)
+            table, plot = report(summary_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
-    except OSError as err:  # disk full, quota, I/O error: finished phases are safe on disk
-        where = f" ({err.filename})" if err.filename else ""
-        _fail(
-            OSError(f"cannot write{where}: {err.strerror or err}; fix it, then: selftaught run --resume {out_dir}"),
-            debug,
-        )
+    except Exception as err:  # disk full, quota, I/O error: finished phases are safe on disk
+        _fail_write(err, out_dir, debug)
     out_console.print(table)
     out_console.print(f"run directory: {summary_dir}   plot: {plot}")
 
@@ -128,6 +138,8 @@ def report_cmd(
         page = write_html_report(run_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
+    except Exception as err:
+        _fail_write(err, None, debug)
     out_console.print(table)
     out_console.print(f"plot: {plot}   html: {page}")
 
@@ -135,7 +147,9 @@ def report_cmd(
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Argument(..., help="model folder, hub id, run directory, or 'embedded'"),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipe giving the task and model settings"),
+    recipe: Optional[Path] = typer.Option(
+        None, "--recipe", help="task and model settings (default: a run directory's own)"
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", metavar="KEY=VALUE", help="dotted override, e.g. --set task.name=gsm8k"
     ),
@@ -149,14 +163,15 @@ def eval_cmd(
     """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k."""
     import json
 
-    from selftaught.evaluate import evaluate_model, resolve_model
+    from selftaught.evaluate import eval_config, evaluate_model, resolve_model
     from selftaught.models.base import ensure_base_model
+    from selftaught.runs import atomic_write_text
     from selftaught.tasks import make_task
     from selftaught.ui import Reporter, quiet_libraries
 
     quiet_libraries()
     try:
-        config = load_config(recipe, overrides)
+        config = eval_config(model, recipe, overrides)  # a run directory brings its own task and model settings
         if samples > 1 and temperature <= 0:
             raise UserError("--samples > 1 needs --temperature > 0")
         if model == "embedded":
@@ -165,9 +180,11 @@ def eval_cmd(
             path = resolve_model(model, config, iteration)
         result = evaluate_model(config, path, samples, temperature, split)
         if json_out:
-            json_out.write_text(json.dumps(result, indent=2) + "\n")
+            atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
     except USER_ERRORS as err:
         _fail(err, debug)
+    except Exception as err:
+        _fail_write(err, None, debug)
     out_console.print_json(data=result)
 
 
@@ -257,6 +274,9 @@ _register_more()
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes is printed, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except KeyboardInterrupt:

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from selftaught.bounded import TooLarge, load_yaml, printable, shown
+
 
 class ConfigError(ValueError):
     """A configuration the run cannot use; the message names the field."""
+
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; anything this big is a mistake
+MAX_TEXT_CHARS = 4096  # longest text field (paths, regexes): PATH_MAX
+MAX_INT = 2**63 - 1  # torch seeds and step counts are int64
+MAX_STEPS = 10**9  # optimizer steps in one iteration
 
 
 def _require(ok: bool, message: str) -> None:
@@ -28,7 +37,7 @@ def _require(ok: bool, message: str) -> None:
 
 def _choice(section: str, name: str, value, choices) -> None:
     where = f"{section}.{name}" if section else name
-    _require(value in choices, f"{where} must be one of {list(choices)}, got {value!r}")
+    _require(value in choices, f"{where} must be one of {list(choices)}, got {shown(value)}")
 
 
 @dataclass
@@ -47,7 +56,7 @@ class ArithmeticConfig:
             digits = getattr(self, name)
             _require(
                 isinstance(digits, list) and digits and all(isinstance(d, int) and 1 <= d <= 40 for d in digits),
-                f"task.arithmetic.{name} must be a non-empty list of digit counts in 1..40, got {digits!r}",
+                f"task.arithmetic.{name} must be a non-empty list of digit counts in 1..40, got {shown(digits)}",
             )
         for name in ("train_per_digit", "test_per_digit"):
             _require(getattr(self, name) >= 1, f"task.arithmetic.{name} must be >= 1, got {getattr(self, name)}")
@@ -266,9 +275,54 @@ class Config:
 
         for name in parse_report_to(self.report_to):
             _choice("", "report_to", name, ("none", *TRACKERS))
+        _check_numbers(self, "")
+        # log-space: steps_growth ** (iterations - 1) overflows a float long before it is refused
+        log_steps = math.log(self.train.first_steps) + (self.loop.iterations - 1) * math.log(self.train.steps_growth)
+        _require(
+            log_steps <= math.log(MAX_STEPS),
+            f"train.first_steps x train.steps_growth^(loop.iterations-1) exceeds {MAX_STEPS:.0e} optimizer steps "
+            f"in iteration {self.loop.iterations}; lower train.steps_growth or loop.iterations",
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_numbers(section, path: str) -> None:
+    """Every float field finite, every int field an int64, every text field UTF-8 and bounded.
+
+    Checked on the whole `Config`, so a config built in Python (``TrainConfig(learning_rate=1e400)``)
+    is held to the same rules as one read from YAML.
+    """
+    hints = get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        value, where = getattr(section, f.name), f"{path}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_numbers(value, where + ".")
+        elif hints[f.name] is float:
+            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
+        elif hints[f.name] is int:
+            _require(
+                isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT,
+                f"{where} must be an integer within ±2^63, got {shown(value)}",
+            )
+        elif hints[f.name] is str:
+            _check_text(value, where)
+
+
+def _finite(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= MAX_INT if isinstance(value, int) else math.isfinite(value)
+
+
+def _check_text(value, where: str) -> None:
+    _require(isinstance(value, str), f"{where} must be str, got {shown(value)}")
+    _require(len(value) <= MAX_TEXT_CHARS, f"{where} is {len(value):,} characters (limit {MAX_TEXT_CHARS:,})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} is not valid UTF-8: {shown(printable(value))}") from None
 
 
 # --------------------------------------------------------------------------------- loading
@@ -282,9 +336,9 @@ def _build(cls, data: Any, path: str):
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
+            close = difflib.get_close_matches(str(key), names, n=1) if len(str(key)) <= 100 else []
             hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
-            raise ConfigError(f"unknown config key '{where}'{hint}")
+            raise ConfigError(f"unknown config key {shown(where)}{hint}")
         kwargs[key] = _coerce(hints[key], value, where)
     return cls(**kwargs)
 
@@ -292,52 +346,82 @@ def _build(cls, data: Any, path: str):
 def _coerce(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         return _build(hint, value if value is not None else {}, where)
+    if hint is float and isinstance(value, str):
+        value = _yaml_float(value)  # YAML 1.1 reads 5e-4 (no dot) as text
     expected = {int: int, float: (int, float), str: str, bool: bool}
     if hint in expected:
         ok = isinstance(value, expected[hint]) and not (hint in (int, float) and isinstance(value, bool))
-        _require(ok, f"{where} must be {hint.__name__}, got {value!r}")
-        return float(value) if hint is float else value
+        _require(ok, f"{where} must be {hint.__name__}, got {shown(value)}")
+        if hint is float:
+            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
+            return float(value)
+        return value
     if getattr(hint, "__origin__", None) is list:
-        _require(isinstance(value, list), f"{where} must be a list, got {value!r}")
+        _require(isinstance(value, list), f"{where} must be a list, got {shown(value)}")
     return value
+
+
+def _yaml_float(text: str):
+    """``float(text)`` for plain numbers such as ``5e-4``; ``text`` itself otherwise (refused by the caller)."""
+    try:
+        return float(text) if len(text) <= 40 and text.strip().lower() not in ("nan", "inf", "infinity") else text
+    except ValueError:
+        return text
 
 
 def apply_override(data: dict, assignment: str) -> None:
     """Apply ``a.b.c=value`` to a nested dict (value parsed as YAML)."""
     key, sep, raw = assignment.partition("=")
-    _require(bool(sep) and key.strip() != "", f"override {assignment!r} must look like section.field=value")
+    _require(bool(sep) and key.strip() != "", f"override {shown(assignment)} must look like section.field=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"override {shown(assignment)}") if raw.strip() else ""
+    except TooLarge as err:
+        raise ConfigError(str(err)) from None
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"override {assignment!r}: value is not valid YAML ({problem})") from None
+        raise ConfigError(f"override {shown(assignment)}: value is not valid YAML ({problem})") from None
     node = data
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-        _require(isinstance(node, dict), f"override {assignment!r}: '{part}' is not a section")
+        _require(isinstance(node, dict), f"override {shown(assignment)}: {shown(part)} is not a section")
     node[parts[-1]] = value
 
 
-def read_recipe(path: str | Path) -> dict:
+def read_yaml_file(path: str | Path, label: str) -> dict:
+    """The mapping in a YAML file; every problem is one ConfigError naming ``label`` and the line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"recipe {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"recipe {path} cannot be read: {err}") from None
+        raise ConfigError(f"{label} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"{label} cannot be read: {err.strerror or err}") from None
+    _require(len(raw) <= MAX_RECIPE_BYTES, f"{label} is larger than {MAX_RECIPE_BYTES // 1024} KiB; not a recipe")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{label}:{line} is not UTF-8 (byte {err.start})") from None
+    try:
+        data = load_yaml(text, label)
+    except TooLarge as err:
+        raise ConfigError(str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"recipe {path}{line} is not valid YAML: {problem}") from None
+        raise ConfigError(f"{label}{line} is not valid YAML: {problem}") from None
     if data is None:
         return {}
-    _require(isinstance(data, dict), f"recipe {path} must be a YAML mapping at the top level")
+    _require(isinstance(data, dict), f"{label} must be a YAML mapping at the top level")
     return data
+
+
+def read_recipe(path: str | Path) -> dict:
+    """A recipe's mapping (bounded: size, nesting, aliases; see `load_yaml`)."""
+    return read_yaml_file(path, f"recipe {printable(str(path))}")
 
 
 def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None) -> Config:

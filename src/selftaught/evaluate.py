@@ -43,6 +43,20 @@ def score_samples(task: Task, examples: list[Example], samples: list[list[str]])
     return {f"maj@{k}": maj_hits / n, f"pass@{k}": pass_hits / n}
 
 
+def eval_config(target: str, recipe: str | Path | None, overrides: list[str]) -> Config:
+    """The config to score ``target`` with: a recipe if given; else, for a run directory, the run's own
+    saved config (its task, data and model settings); else the defaults. ``overrides`` apply on top."""
+    from selftaught.config import apply_override, config_from_dict, load_config
+    from selftaught.runconfig import is_run_dir, load_saved_config
+
+    if recipe is not None or not is_run_dir(target):
+        return load_config(recipe, overrides)
+    data = load_saved_config(target)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return config_from_dict(data)
+
+
 def resolve_model(target: str, config: Config, iteration: int | None = None) -> str:
     """A model path from what the user named: a run directory (its last or given checkpoint),
     ``embedded`` (the cached M0), or a model folder / hub id as is."""
@@ -55,9 +69,12 @@ def resolve_model(target: str, config: Config, iteration: int | None = None) -> 
         if iteration == 0 or (iteration is None and not done):
             summary = path / "summary.json"
             if summary.is_file():
-                from selftaught.runs import read_json
+                from selftaught.runs import damaged, read_json
 
-                return read_json(summary)["base_model"]
+                base = read_json(summary, dict).get("base_model")
+                if not isinstance(base, str) or not base:
+                    raise damaged(summary, "has no base_model", "resume the run to rewrite it")
+                return base
             raise ConfigError(f"{path} has no finished iteration and no summary.json")
         n = iteration if iteration is not None else done[-1]
         if n not in done:

@@ -11,12 +11,12 @@ Each phase records completion in the run directory, so ``resume`` redoes only un
 
 from __future__ import annotations
 
-import shutil
 import time
 from functools import partial
 from pathlib import Path
 
-from selftaught import runs, star
+from selftaught import runconfig, runs, star
+from selftaught.bounded import printable
 from selftaught.config import Config, ConfigError, config_from_dict
 from selftaught.generation import Generator
 from selftaught.modelcard import absolute_model_path, write_iteration_cards
@@ -25,6 +25,7 @@ from selftaught.models.base import ensure_base_model
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
 from selftaught.tracking import Tracker, parse_report_to
+from selftaught.training.finite import NonFiniteError, check_loss, check_weights
 from selftaught.training.sft import add_lora, encode_pairs, train_sft
 from selftaught.ui import SILENT, Reporter
 from selftaught.versions import library_versions
@@ -69,6 +70,7 @@ class Engine:
         g = self.config.generation
         num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
         rows: list[dict] = []
+        runs.refuse_symlinks(self.run.root, chunks)  # a linked chunk folder would be read, then deleted
         self.generator(model_path)  # load before the progress bar, so a bad model fails cleanly
         with self.reporter.phase(label, total=len(examples) * num_samples) as advance:
             for k, start in enumerate(range(0, len(examples), g.chunk_size)):
@@ -87,7 +89,7 @@ class Engine:
                         for j, text in enumerate(texts)
                     ]
                     runs.atomic_write_jsonl(path, graded)
-                rows += runs.read_jsonl(path)
+                rows += runs.read_jsonl(path, runs.ROW_KEYS)
                 advance(len(part) * num_samples)
         return rows
 
@@ -111,13 +113,25 @@ class Engine:
         features = encode_pairs(
             lm.tokenizer, lm.scheme, pairs, t.max_length, cfg.model.base.max_period, cfg.seed, lm.add_special_tokens
         )
+        scratch = folder / ".trainer"
+        runs.refuse_symlinks(self.run.root, scratch)  # the Trainer deletes old checkpoints in there
         with self.reporter.phase(label, total=steps) as advance:
-            log = train_sft(
-                model, features, lm.tokenizer.pad_token_id, folder / ".trainer", steps, t.batch_size,
-                t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
-                t.gradient_checkpointing, on_step=lambda step, loss: advance(1), save_every_steps=t.save_every_steps,
-                report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
-            )  # fmt: skip
+
+            def on_step(step: int, loss: float | None) -> None:
+                check_loss(loss, step, label)
+                advance(1)
+
+            try:
+                log = train_sft(
+                    model, features, lm.tokenizer.pad_token_id, scratch, steps, t.batch_size,
+                    t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
+                    t.gradient_checkpointing, on_step=on_step, save_every_steps=t.save_every_steps,
+                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
+                )  # fmt: skip
+                check_weights(model, label)
+            except NonFiniteError:
+                runs.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
+                raise
         runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
         # an adapter is saved on its own when its base is a plain model folder; otherwise merged
         # (recorded as an absolute path, so the adapter loads from any directory)
@@ -157,9 +171,10 @@ def _phase(engine: Engine, folder: Path, name: str, work) -> None:
     work()
     engine.run.mark_done(folder, name, time.perf_counter() - start)
     scratch = folder / ".trainer" if name == "train" else folder / ".chunks" / name
-    shutil.rmtree(scratch, ignore_errors=True)
-    if (folder / ".chunks").is_dir() and not any((folder / ".chunks").iterdir()):
-        (folder / ".chunks").rmdir()
+    runs.remove_scratch(engine.run.root, scratch)
+    chunks = folder / ".chunks"
+    if chunks.is_dir() and not chunks.is_symlink() and not any(chunks.iterdir()):
+        chunks.rmdir()
 
 
 def _evaluate_base(engine: Engine) -> dict:
@@ -170,7 +185,7 @@ def _evaluate_base(engine: Engine) -> dict:
         runs.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
 
     _phase(engine, folder, "evaluate", work)
-    return runs.read_json(folder / "metrics.json")
+    return engine.run.metrics(folder)
 
 
 def _iteration(engine: Engine, n: int) -> dict:
@@ -192,7 +207,7 @@ def _iteration(engine: Engine, n: int) -> dict:
 
         def rationalize():
             # plain rows only: a kill after the write below must not add the hinted rows twice
-            rows = [row for row in runs.read_jsonl(generated) if not row["hinted"]]
+            rows = [row for row in runs.read_jsonl(generated, runs.ROW_KEYS) if not row["hinted"]]
             retry = star.needs_rationalization(engine.train_set, rows, cfg.loop.filter)
             if cfg.loop.rationalization and retry:
                 chunks = folder / ".chunks" / "rationalize"
@@ -200,7 +215,7 @@ def _iteration(engine: Engine, n: int) -> dict:
             runs.atomic_write_jsonl(generated, rows)
 
         _phase(engine, folder, "rationalize", rationalize)
-        rows = runs.read_jsonl(generated)
+        rows = runs.read_jsonl(generated, runs.ROW_KEYS)
         records = star.training_records(
             engine.task, engine.train_set, rows, cfg.loop.filter, cfg.loop.few_shot_in_training
         )
@@ -237,7 +252,7 @@ def _iteration(engine: Engine, n: int) -> dict:
         )
 
     _phase(engine, folder, "evaluate", evaluate)
-    metrics = runs.read_json(folder / "metrics.json")
+    metrics = run.metrics(folder)
     metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
     runs.atomic_write_json(folder / "metrics.json", metrics)
     write_iteration_cards(cfg, engine.task, engine.test_set, folder, n, metrics, engine.base_path)
@@ -261,33 +276,57 @@ def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
 def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, force: bool = False):
     """Lock the run directory and settle the config: a new run saves it, a resumed run reuses it.
 
-    Resuming with a different ``config`` is refused with the differing keys listed, unless ``force``
-    (then the new config replaces the saved one).
+    A new run needs an absent or empty ``out_dir``. A resumed run's saved config must be complete and
+    match its digest; resuming with a different ``config`` is refused with the differing keys listed,
+    unless ``force``, and even then for keys that would invalidate finished work. Nothing inside the
+    directory may be a symbolic link. The lock is held until `release_run_dir` or process exit.
     """
-    import yaml
-
     run = runs.RunDir(out_dir)
-    saved = run.root / "config.yaml"
-    if resume and not saved.is_file():
-        raise ConfigError(f"cannot resume: {saved} does not exist")
-    if not resume and saved.is_file():
-        raise ConfigError(f"{run.root} already holds a run; use --resume {run.root} or another --out")
+    shown = printable(str(run.root))
+    if shown != str(run.root):
+        raise ConfigError(f"run directory {shown} is not valid UTF-8; use a UTF-8 name")
+    if resume and not (run.root / "config.yaml").is_file():
+        raise ConfigError(f"cannot resume: {shown}/config.yaml does not exist")
+    if not resume:
+        runconfig.check_fresh(run.root)  # before creating anything in a folder that is not ours
     try:
         run.root.mkdir(parents=True, exist_ok=True)
-        runs.RunLock(run.root).acquire()
-        if resume:
-            old = yaml.safe_load(saved.read_text())
-            if config is None:
-                return config_from_dict(old), run
-            changes = runs.config_diff(old, config.to_dict())
-            if changes and not force:
-                raise ConfigError(f"config differs from the saved run ({'; '.join(changes)}); pass --force to use it")
-            if not changes:
-                return config, run
-        runs.atomic_write_text(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        runs.refuse_symlinks(run.root)
+        lock = runs.RunLock(run.root)
+        lock.acquire()
     except OSError as err:
-        raise ConfigError(f"output directory {run.root} is not writable: {err.strerror}") from None
+        raise ConfigError(f"output directory {shown} is not writable: {err.strerror or err}") from None
+    try:
+        config = _settle_config(config, run, resume, force)
+    except BaseException:
+        lock.release()
+        raise
     return config, run
+
+
+def _settle_config(config: Config | None, run: runs.RunDir, resume: bool, force: bool) -> Config:
+    """With the lock held: check the directory again (another process may have raced us), then the config."""
+    runs.refuse_symlinks(run.root)
+    if not resume:
+        runconfig.check_fresh(run.root)
+        runconfig.save_config(run.root, config.to_dict())
+        return config
+    runs.sweep_temp(run.root)  # leftovers of a writer killed mid-write; we hold the lock
+    old = runconfig.load_saved_config(run.root)
+    if config is None:
+        return config_from_dict(old)
+    changes = runconfig.config_diff(old, config.to_dict())
+    if not changes:
+        return config
+    if not force:
+        raise ConfigError(f"config differs from the saved run ({'; '.join(changes)}); pass --force to use it")
+    runconfig.check_forced_changes(run.root, old, config.to_dict())
+    runconfig.save_config(run.root, config.to_dict())
+    return config
+
+
+def release_run_dir(run: runs.RunDir) -> None:
+    runs.RunLock(run.root).release()
 
 
 def run_star(
@@ -300,17 +339,18 @@ def run_star(
     """Run (or resume) STaR and return ``summary.json``'s content.
 
     A new run uses ``config`` (default: `Config()`); a resumed run uses the saved config, or ``config``
-    if it equals the saved one (or ``force``).
+    if it equals the saved one (or ``force``, for keys that cannot invalidate finished work).
     """
     data = None
     if not resume:  # bad task settings or data fail here, before the run directory exists
         config = config or Config()
+        runconfig.check_fresh(out_dir)
         data = load_data(config)
     config, run = prepare_run_dir(config, out_dir, resume, force)
     try:
         return _run(config, run, reporter, data)
     finally:
-        runs.RunLock(run.root).release()
+        release_run_dir(run)
 
 
 def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import io
 from pathlib import Path
 
 from rich.table import Table
 
-from selftaught.runs import read_json
+from selftaught.runs import atomic_write_bytes, check_metrics, damaged, read_json
+
+REWRITE = "resume the run (selftaught run --resume DIR) to rewrite it"
 
 
 def _rows(summary: dict) -> list[dict]:
@@ -59,11 +63,31 @@ def plot_accuracy(summary: dict, path: str | Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title(f"{summary.get('task')}: accuracy by bucket across STaR iterations")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())  # never half a PNG, never written through a link
     return Path(path)
 
 
-def report(run_dir: str | Path) -> tuple[Table, Path]:
-    summary = read_json(Path(run_dir) / "summary.json")
-    return summary_table(summary), plot_accuracy(summary, Path(run_dir) / "accuracy.png")
+def read_summary(path: Path) -> dict:
+    """``summary.json`` after checking its shape (a damaged one is one line naming it)."""
+    summary = read_json(path, dict, REWRITE)
+    rows = summary.get("iterations")
+    if not isinstance(rows, list):
+        raise damaged(path, "has no list of iterations", REWRITE)
+    for row in ([summary["base"]] if summary.get("base") else []) + rows:
+        check_metrics(row, path, REWRITE)
+    return summary
+
+
+def report(run_dir: str | Path) -> tuple[Table, Path | str]:
+    """The run's table, and its plot redrawn (or, on a read-only run, why not: the table still shows)."""
+    summary = read_summary(Path(run_dir) / "summary.json")
+    try:
+        plot: Path | str = plot_accuracy(summary, Path(run_dir) / "accuracy.png")
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk is reported as such, like every other write
+        plot = f"not redrawn ({err.strerror or err}; {run_dir} is read-only?)"
+    return summary_table(summary), plot

@@ -2,7 +2,8 @@
 
 Layout::
 
-    RUN/config.yaml              resolved config
+    RUN/config.yaml              resolved config, with the sha256 of its content (see `runconfig`)
+    RUN/run.lock                 flock held by the live process; PID and host for information
     RUN/base/metrics.json        evaluation of the starting model M0
     RUN/iter_001/generated.jsonl every sample: id, hinted, text, answer, correct, verified, problem
     RUN/iter_001/train.jsonl     what was trained on: id, prompt (never hinted), completion, source
@@ -14,19 +15,40 @@ Layout::
 
 A file appears under its final name only once complete (write to a temporary name, fsync, rename),
 so after a crash each file is either whole or absent, and ``phases.json`` says what to redo.
+
+Nothing inside a run directory may be a symbolic link: resume deletes scratch folders and the
+Trainer rotates checkpoints, and through a link either would delete files elsewhere. Links are
+refused, never followed. A file that is whole but wrong (edited, truncated, damaged on disk) is
+reported as one `RunDirError` naming it, never as a traceback.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
+import math
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
+from selftaught.bounded import printable
+from selftaught.runlock import RunInUse, RunLock  # noqa: F401  (the lock is part of the run directory's API)
 
+MAX_JSON_BYTES = 64 << 20  # metrics, phases, summary: kilobytes; a bigger file is damage
+MAX_JSONL_LINE_BYTES = 16 << 20  # one generated row (a rationale), one training record
+ROW_KEYS = ("id", "hinted", "sample", "text", "answer", "correct", "verified", "problem")
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as it is; the message names the path and what to do."""
+
+
+def damaged(path: Path, problem: str, fix: str = "") -> RunDirError:
+    fix = fix or f"restore the file, or delete {printable(str(path.parent))} to redo that step"
+    return RunDirError(f"{printable(str(path))}: {problem}; the run directory is damaged: {fix}")
+
+
+# --------------------------------------------------------------------------------- atomic writes
 def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -36,20 +58,24 @@ def _current_umask() -> int:
 UMASK = _current_umask()  # read once: os.umask can only be read by setting it, which is not thread-safe
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; a shared run follows the umask like any file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # replaces a link at ``path`` itself, never writes through it
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
@@ -60,15 +86,6 @@ def atomic_write_jsonl(path: str | Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_json(path: str | Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def atomic_save_dir(path: str | Path, write) -> None:
     """Call ``write(tmp_dir)`` then move the finished folder to ``path`` (replacing any old one)."""
     path = Path(path)
@@ -77,12 +94,130 @@ def atomic_save_dir(path: str | Path, write) -> None:
     try:
         tmp.chmod(0o777 & ~UMASK)  # mkdtemp makes 0700
         write(tmp)
+        if path.is_symlink():
+            raise RunDirError(f"{printable(str(path))} is a symbolic link; refusing to replace what it points to")
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# --------------------------------------------------------------------------------- checked reads
+def read_json(path: str | Path, kind: type | None = None, fix: str = ""):
+    """The JSON value in ``path``; a missing, oversized, non-UTF-8 or malformed file is a `RunDirError`."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise damaged(path, "missing", fix) from None
+    except IsADirectoryError:
+        raise damaged(path, "is a folder, not a file", fix) from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise damaged(path, f"larger than {MAX_JSON_BYTES >> 20} MiB", fix)
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise damaged(path, f"not UTF-8 (byte {err.start})", fix) from None
+    except json.JSONDecodeError as err:
+        raise damaged(path, f"not valid JSON ({err.msg}, line {err.lineno} column {err.colno})", fix) from None
+    if kind is not None and not isinstance(value, kind):
+        raise damaged(path, f"expected a JSON {kind.__name__}, got {type(value).__name__}", fix)
+    return value
+
+
+def read_jsonl(path: str | Path, keys: tuple[str, ...] = ()) -> list[dict]:
+    """Rows of a JSONL file, each an object holding ``keys``; problems name ``file:line``."""
+    path = Path(path)
+    rows = []
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise damaged(path, "missing") from None
+    with handle:
+        for lineno, raw in enumerate(iter(lambda: handle.readline(MAX_JSONL_LINE_BYTES + 1), b""), start=1):
+            where = path.with_name(f"{path.name}:{lineno}")
+            if len(raw) > MAX_JSONL_LINE_BYTES:
+                raise damaged(where, f"line longer than {MAX_JSONL_LINE_BYTES >> 20} MiB")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise damaged(where, f"not valid JSON ({getattr(err, 'msg', 'not UTF-8')})") from None
+            if not isinstance(row, dict) or any(key not in row for key in keys):
+                missing = [k for k in keys if not isinstance(row, dict) or k not in row]
+                raise damaged(where, f"not a row of this file (missing {', '.join(missing) or 'object'})")
+            rows.append(row)
+    return rows
+
+
+def check_metrics(row, where: Path, fix: str = "") -> dict:
+    """``row`` if it looks like an evaluation result (accuracy and per-bucket accuracy in [0, 1])."""
+
+    def fraction(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+    ok = (
+        isinstance(row, dict)
+        and isinstance(row.get("iteration"), int)
+        and fraction(row.get("accuracy"))
+        and isinstance(row.get("accuracy_by_bucket"), dict)
+        and all(fraction(v) for v in row["accuracy_by_bucket"].values())
+    )
+    if not ok:
+        raise damaged(where, "not an evaluation result (iteration, accuracy, accuracy_by_bucket)", fix)
+    return row
+
+
+# --------------------------------------------------------------------------------- links and scratch
+def refuse_symlinks(root: str | Path, below: str | Path | None = None) -> None:
+    """Raise `RunDirError` if anything inside ``root`` (or on the way to ``below``, and under it) is a link.
+
+    ``root`` itself may be a link (``runs -> /data/runs`` is the operator's choice); nothing inside may.
+    """
+    root = Path(root)
+    start = Path(below) if below is not None else root
+    node = start
+    while node != root and root in node.parents:
+        if node.is_symlink():
+            raise _link_error(node)
+        node = node.parent
+    if not start.is_dir() or (start != root and start.is_symlink()):
+        return
+    for folder, dirs, files in os.walk(start):  # followlinks=False: a linked folder is listed, not entered
+        for name in dirs + files:
+            if os.path.islink(os.path.join(folder, name)):
+                raise _link_error(Path(folder) / name)
+
+
+def _link_error(path: Path) -> RunDirError:
+    return RunDirError(
+        f"{printable(str(path))} is a symbolic link; selftaught never follows links inside a run directory "
+        "(resume and checkpoint rotation would delete files where it points): replace it with a real file or folder"
+    )
+
+
+def remove_scratch(root: str | Path, path: str | Path) -> None:
+    """Delete the scratch folder ``path`` inside ``root``; refuse if it, or a folder on the way, is a link."""
+    refuse_symlinks(root, path)
+    if Path(path).is_dir():
+        shutil.rmtree(path)  # Python's rmtree unlinks links inside without following them
+
+
+def sweep_temp(root: str | Path) -> list[str]:
+    """Remove ``.NAME.*.tmp`` leftovers of writers that were killed mid-write (the caller holds the lock)."""
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if name.startswith(".") and name.endswith(".tmp"):
+                path = Path(folder) / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                removed.append(str(path))
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".tmp"))]
+    return removed
 
 
 class RunDir:
@@ -98,7 +233,16 @@ class RunDir:
 
     def phases(self, folder: Path) -> dict:
         path = folder / "phases.json"
-        return read_json(path) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        phases = read_json(path, dict)
+        for name, seconds in phases.items():
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+                raise damaged(path, f"phase {name!r} has no number of seconds")
+        return phases
+
+    def metrics(self, folder: Path) -> dict:
+        return check_metrics(read_json(folder / "metrics.json"), folder / "metrics.json")
 
     def is_done(self, folder: Path, phase: str) -> bool:
         return phase in self.phases(folder)
@@ -116,79 +260,7 @@ class RunDir:
         return done
 
     def write_summary(self, extra: dict) -> dict:
-        rows = [read_json(self.iteration(n) / "metrics.json") for n in self.finished_iterations()]
+        rows = [self.metrics(self.iteration(n)) for n in self.finished_iterations()]
         summary = {**extra, "iterations": rows}
         atomic_write_json(self.root / "summary.json", summary)
         return summary
-
-
-class RunInUse(RuntimeError):
-    """Another live process holds the run directory."""
-
-
-class RunLock:
-    """``run.lock`` holding ``PID HOST``: one process per run directory.
-
-    A lock left by a process that no longer exists on this host is stale and taken over; a lock from
-    a live process (or from another host, where liveness cannot be checked) refuses the run.
-    """
-
-    def __init__(self, root: str | Path):
-        self.path = Path(root) / "run.lock"
-        self.mine = f"{os.getpid()} {socket.gethostname()}"
-
-    def _holder_alive(self) -> tuple[bool, str]:
-        try:
-            pid_text, _, host = self.path.read_text().strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            return False, "unreadable lock"  # a lock cut short by a kill is stale
-        if host != socket.gethostname():
-            return True, f"process {pid} on host {host}"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False, f"process {pid} (gone)"
-        except PermissionError:
-            pass  # exists, owned by someone else
-        return True, f"process {pid}"
-
-    def acquire(self) -> None:
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                alive, who = self._holder_alive()
-                if alive:
-                    raise RunInUse(f"{self.path.parent} is in use by {who}; wait for it to finish or stop it") from None
-                self.path.unlink(missing_ok=True)  # stale: the holder died without releasing
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.mine + "\n")
-            atexit.register(self.release)
-            return
-        raise RunInUse(f"could not take {self.path} (another process keeps re-creating it)")
-
-    def release(self) -> None:
-        try:
-            if self.path.read_text().strip() == self.mine:
-                self.path.unlink()
-        except OSError:
-            pass
-
-
-def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ, as ``key: old -> new``.
-
-    >>> config_diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})
-    ['b.c: 2 -> 3']
-    """
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        where = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            changes += config_diff(a, b, where + ".")
-        elif a != b:
-            changes.append(f"{where}: {a!r} -> {b!r}")
-    return changes

@@ -8,15 +8,24 @@ load, since generation backends want plain weights.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from selftaught.config import ConfigError, ModelConfig
 from selftaught.models.embedded import load_meta, save_meta
 from selftaught.models.positions import DigitPositions, make_scheme
+
+# selftaught draws one bar per phase; transformers' bars for every load and save would interleave with it and
+# turn a one-line error into several lines of stderr
+hf_logging.disable_progress_bar()
+# the Trainer warns "mtime may not be reliable" whenever two checkpoints are saved within a second (small
+# models); the numeric order it falls back to is the right one
+logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -72,12 +81,19 @@ def load_tokenizer(path: str | Path, config: ModelConfig):
         raise ConfigError(f"model path {text} does not exist")  # not a hub id either
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=config.trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot load the tokenizer of {path}: {str(err).splitlines()[0]}") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # a damaged folder fails in tokenizers' Rust code with a bare Exception
+        raise ConfigError(f"cannot load the tokenizer of {path}: {_first_line(err)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return (lines[0][:300] if lines else "") or type(err).__name__
 
 
 def use_chat(tokenizer, config: ModelConfig, path) -> bool:
@@ -92,19 +108,28 @@ def load_model(path: str | Path, config: ModelConfig | None = None) -> LoadedMod
     config = config or ModelConfig()
     device = pick_device(config)
     local = Path(str(path))
-    base = _adapter_base(local) if local.is_dir() else None
+    try:
+        meta = load_meta(local) if local.is_dir() else {"positions": "sequential"}
+        base = _adapter_base(local) if local.is_dir() else None
+    except ValueError as err:
+        raise ConfigError(f"cannot load model {path}: {_first_line(err)}") from None
     kwargs = {"dtype": pick_dtype(config, device), "trust_remote_code": config.trust_remote_code}
     tokenizer = load_tokenizer(path, config)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(base or path), **kwargs)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot load model {path}: {str(err).splitlines()[0]}") from None
-    if base is not None:
-        from peft import PeftModel
+        if base is not None:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    except MemoryError:
+        raise
+    except Exception as err:  # garbage weights raise SafetensorError, RuntimeError (shapes), ...
+        raise ConfigError(f"cannot load model {path}: {_first_line(err)}") from None
+    bad = next((name for name, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+    if bad is not None:
+        raise ConfigError(f"cannot use model {path}: weight {bad} holds NaN or infinite values")
     model.to(device).eval()
-    scheme = make_scheme(load_meta(local)["positions"] if local.is_dir() else "sequential", tokenizer)
+    scheme = make_scheme(meta["positions"], tokenizer)
     return LoadedModel(model, tokenizer, scheme, use_chat(tokenizer, config, path))
 
 

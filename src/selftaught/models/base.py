@@ -20,6 +20,7 @@ from selftaught.models.positions import make_scheme
 from selftaught.runs import atomic_save_dir
 from selftaught.tasks.arithmetic import ArithmeticTask, sample_pairs
 from selftaught.tasks.base import Example
+from selftaught.training.finite import check_loss, check_weights
 from selftaught.training.sft import encode_pairs, train_sft
 
 CACHE_VERSION = 1  # bump when M0's recipe changes in a way the config does not show
@@ -71,7 +72,13 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
     features = encode_pairs(
         tokenizer, scheme, base_training_pairs(config, task), max_period=c.max_period, seed=config.seed
     )
-    with reporter.phase("base model M0: train", total=c.steps) as advance:
+    label = "base model M0: train"
+
+    def on_step(step: int, loss: float | None) -> None:
+        check_loss(loss, step, label)
+        advance(1)
+
+    with reporter.phase(label, total=c.steps) as advance:
         train_sft(
             model,
             features,
@@ -81,9 +88,10 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
             batch_size=c.batch_size,
             learning_rate=c.learning_rate,
             seed=config.seed,
-            on_step=lambda step, loss: advance(1),
+            on_step=on_step,
             save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
         )
+    check_weights(model, label)  # a diverged M0 must not be cached for every later run
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
     shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
     return path

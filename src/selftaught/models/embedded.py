@@ -73,6 +73,12 @@ def save_meta(path: str | Path, positions: str, base_model: str | None = None) -
 def load_meta(path: str | Path) -> dict:
     """Position scheme of a saved model; models from elsewhere use ordinary positions."""
     meta = Path(path) / META_FILE
-    if meta.is_file():
-        return json.loads(meta.read_text())
-    return {"positions": "sequential"}
+    if not meta.is_file():
+        return {"positions": "sequential"}
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{meta}: not valid JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict) or data.get("positions") not in ("digit", "sequential"):
+        raise ValueError(f'{meta}: expected {{"positions": "digit" | "sequential"}}')
+    return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from selftaught.bounded import shown
 from selftaught.config import Config, ConfigError
 from selftaught.tasks.arithmetic import ArithmeticTask
 from selftaught.tasks.base import Example, Task, TaskDataError
@@ -35,22 +36,53 @@ def _jsonl(config: Config) -> Task:
 REGISTRY = {"arithmetic": _arithmetic, "gsm8k": _gsm8k, "commonsenseqa": _commonsenseqa, "jsonl": _jsonl}
 
 
+TASK_METHODS = tuple(n for n in dir(Task) if not n.startswith("_") and callable(getattr(Task, n)))
+
+
+def _import_task_class(name: str) -> type:
+    """The class named ``package.module:Class``, if it implements every method of the Task protocol.
+
+    A recipe is code: importing ``package.module`` runs its top-level code, as any import does. So only
+    a module outside the standard library is imported (none of those holds a Task, and ``code``,
+    ``pdb`` or ``antigravity`` do things on import or call), and only a class is accepted: ``os:system``
+    or any other function is refused before it is called.
+    """
+    import inspect
+    import sys
+
+    module_name, _, attr = name.partition(":")
+    top = module_name.split(".")[0]
+    if not module_name or not attr or top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise ConfigError(
+            f"task.name {shown(name)}: a custom task is package.module:Class from your own code, "
+            "not the standard library"
+        )
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"task.name {shown(name)} cannot be imported: {err}") from None
+    missing = [m for m in TASK_METHODS if not callable(getattr(found, m, None))]
+    if not inspect.isclass(found) or missing:
+        what = "is not a class" if not inspect.isclass(found) else f"lacks {', '.join(missing)}"
+        raise ConfigError(f"task.name {shown(name)} {what}; it must be a class implementing selftaught.tasks.base.Task")
+    return found
+
+
 def make_task(config: Config) -> Task:
     """Build the task named by ``task.name``: a registered name or ``package.module:Class``."""
     name = config.task.name
     if name in REGISTRY:
         return REGISTRY[name](config)
     if ":" in name:
-        module_name, _, attr = name.partition(":")
+        cls = _import_task_class(name)
         try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"task.name {name!r} cannot be imported: {err}") from None
-        task = factory(config)
+            task = cls(config)
+        except TypeError as err:  # e.g. a constructor that does not take the run config
+            raise ConfigError(f"task.name {shown(name)}: {cls.__name__}(config) failed: {err}") from None
         if not isinstance(task, Task):
-            raise ConfigError(f"task.name {name!r} does not implement the Task protocol")
+            raise ConfigError(f"task.name {shown(name)} does not implement the Task protocol")
         return task
-    raise ConfigError(f"unknown task.name {name!r}; registered: {sorted(REGISTRY)} (or package.module:Class)")
+    raise ConfigError(f"unknown task.name {shown(name)}; registered: {sorted(REGISTRY)} (or package.module:Class)")
 
 
 __all__ = ["Example", "Task", "TaskDataError", "make_task", "REGISTRY"]

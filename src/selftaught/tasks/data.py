@@ -8,7 +8,6 @@ naming the field. `load_examples` stops at the first bad row (a run must not sta
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 MAX_LINE_BYTES = 1 << 20  # a longer line is reported, not parsed
+MAX_JSON_FILE_BYTES = 256 << 20  # a .json list is parsed whole; a bigger dataset belongs in .jsonl
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,33 @@ class Row:
     error: str | None = None
 
 
+def _bounded_lines(handle) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line, its length in bytes); a line over the limit is yielded empty with its length,
+    having been skipped in bounded reads (a 1 GB line costs 1 MB of memory, not 1 GB)."""
+    lineno = 0
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        length = len(raw)
+        if length > MAX_LINE_BYTES:
+            while not raw.endswith(b"\n"):
+                raw = handle.readline(MAX_LINE_BYTES)
+                if not raw:
+                    break
+                length += len(raw)
+            yield lineno, b"", length
+            continue
+        yield lineno, raw, length
+
+
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
+        for lineno, raw, length in _bounded_lines(handle):
             where = f"{path}:{lineno}"
-            if len(raw) > MAX_LINE_BYTES:
-                yield Row(where, None, f"line is {len(raw):,} bytes (limit {MAX_LINE_BYTES:,})")
+            if length > MAX_LINE_BYTES:
+                yield Row(where, None, f"line is {length:,} bytes (limit {MAX_LINE_BYTES:,})")
                 continue
             try:
                 text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # Excel & co. write a BOM
@@ -57,14 +78,23 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             yield Row(where, data)
 
 
+def _csv_lines(path: Path, problems: list[Row]) -> Iterator[str]:
+    """Decoded lines of a CSV file, read bounded; the first problem ends the stream and is recorded."""
+    with open(path, "rb") as handle:
+        for lineno, raw, length in _bounded_lines(handle):
+            if length > MAX_LINE_BYTES:
+                problems.append(Row(f"{path}:{lineno}", None, f"line is {length:,} bytes (limit {MAX_LINE_BYTES:,})"))
+                return
+            try:
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(Row(f"{path}:{lineno}", None, f"not UTF-8 (byte {err.start} of the line)"))
+                return
+
+
 def _csv_rows(path: Path) -> Iterator[Row]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        yield Row(f"{path}:{line}", None, f"not UTF-8 (byte {err.start})")
-        return
-    reader = csv.DictReader(io.StringIO(text))
+    problems: list[Row] = []
+    reader = csv.DictReader(_csv_lines(path, problems))
     try:
         for data in reader:
             if None in data:
@@ -73,9 +103,14 @@ def _csv_rows(path: Path) -> Iterator[Row]:
             yield Row(f"{path}:{reader.line_num}", dict(data))
     except csv.Error as err:
         yield Row(f"{path}:{reader.line_num}", None, f"CSV error: {err}")
+    yield from problems
 
 
 def _json_rows(path: Path) -> Iterator[Row]:
+    size = path.stat().st_size
+    if size > MAX_JSON_FILE_BYTES:
+        yield Row(str(path), None, f"{size:,} bytes is too large for a .json list (limit 256 MiB); use .jsonl")
+        return
     try:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -113,7 +148,7 @@ def read_rows(source: str, split: str = "train", dataset_config: str = "") -> It
         return
     if path.suffix in FILE_SUFFIXES or path.exists():
         if not path.is_file():
-            raise TaskDataError(f"{source}: no such file")
+            raise TaskDataError(f"{source}: {_not_a_file(path)}")
         if path.suffix not in FILE_SUFFIXES:
             raise TaskDataError(f"{source}: unsupported file type {path.suffix!r} (use .jsonl, .json or .csv)")
         reader = {".csv": _csv_rows, ".json": _json_rows}.get(path.suffix, _jsonl_rows)
@@ -127,6 +162,21 @@ def read_rows(source: str, split: str = "train", dataset_config: str = "") -> It
         raise TaskDataError(f"{source}: not a file, and datasets.load_dataset failed: {err}") from None
     for i, data in enumerate(dataset):
         yield Row(f"{source}[{split}][{i}]", dict(data))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a dataset file (never opened: a FIFO would block, /dev/zero never ends)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    kinds = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "a socket or special file")
+    return f"is {kind}, not a regular file; copy the data into a file"
 
 
 def split_source(data: DataConfig, split: str) -> tuple[str, str]:

@@ -175,6 +175,7 @@ def train_sft(
         warmup_steps=max(1, int(warmup_ratio * max_steps)),
         weight_decay=weight_decay,
         logging_steps=max(1, max_steps // 20),
+        logging_nan_inf_filter=False,  # a NaN loss must reach on_step (the loop stops the run), not be hidden
         save_strategy="steps" if save_every_steps else "no",
         save_steps=save_every_steps or 500,
         save_total_limit=2,  # the previous checkpoint survives a kill during the next save

@@ -1,0 +1,190 @@
+"""A run's saved config: written once with its digest, checked on every resume; what ``--force`` may change.
+
+``config.yaml`` starts with a comment holding the sha256 of the resolved config (canonical JSON). On
+``--resume`` the file must parse, hold every key, and match its digest: a truncated or hand-edited
+config would otherwise silently become another experiment (a missing key takes its default). Changes
+go through ``--set key=value --force``, which may change only keys that cannot invalidate finished
+work (`SAFE_ON_RESUME`) once the run has results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from selftaught.bounded import printable, shown
+from selftaught.config import Config, ConfigError, config_from_dict, read_yaml_file
+from selftaught.runs import RunDir, RunDirError, atomic_write_text
+
+CONFIG_FILE = "config.yaml"
+DIGEST_PREFIX = "# sha256: "
+HEADER = (
+    "# selftaught run config: written when the run started and checked on --resume; do not edit.\n"
+    "# Change a setting with: selftaught run --resume DIR --set key=value --force\n"
+)
+# keys that change resources or how far the run goes, never the meaning of a finished result
+SAFE_ON_RESUME = (
+    "loop.iterations",
+    "loop.patience",
+    "loop.min_improvement",
+    "generation.batch_size",
+    "model.device",
+    "train.save_every_steps",
+    "train.gradient_checkpointing",
+)
+# what a new run may find in its --out folder: leftovers of a run killed before it wrote its config
+STARTUP_LEFTOVERS = ("run.lock",)
+
+
+def config_digest(data: dict) -> str:
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def save_config(root: str | Path, data: dict) -> None:
+    text = HEADER + f"{DIGEST_PREFIX}{config_digest(data)}\n" + yaml.safe_dump(data, sort_keys=False)
+    atomic_write_text(Path(root) / CONFIG_FILE, text)
+
+
+def _recorded_digest(path: Path) -> str | None:
+    with open(path, "rb") as handle:
+        head = handle.read(1024).decode("utf-8", "replace")
+    for line in head.splitlines()[:5]:
+        if line.startswith(DIGEST_PREFIX):
+            return line[len(DIGEST_PREFIX) :].strip()
+    return None  # written before digests existed: accepted if complete
+
+
+def missing_keys(schema: dict, data, prefix: str = "") -> list[str]:
+    """Dotted keys of ``schema`` absent from ``data``.
+
+    >>> missing_keys({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 0}})
+    ['a', 'b.d']
+    """
+    missing = []
+    for key, value in schema.items():
+        if not isinstance(data, dict) or key not in data:
+            missing.append(f"{prefix}{key}")
+        elif isinstance(value, dict):
+            missing += missing_keys(value, data[key], f"{prefix}{key}.")
+    return missing
+
+
+def load_saved_config(root: str | Path) -> dict:
+    """The saved config of the run in ``root``, as a dict, after every check; `ConfigError` names the file."""
+    path = Path(root) / CONFIG_FILE
+    label = printable(str(path))
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {label} does not exist")
+    data = read_yaml_file(path, label)
+    recorded = _recorded_digest(path)
+    intact = recorded is not None and recorded == config_digest(data)
+    # an intact file may lack keys that a later selftaught version added: those take their defaults
+    missing = [] if intact else missing_keys(Config().to_dict(), data)
+    if missing:
+        listed = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ConfigError(
+            f"{label} is incomplete (missing {listed}): it was truncated or edited, and a missing key would "
+            "silently take its default; restore the file"
+        )
+    try:
+        config_from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{label}: {err}") from None
+    if recorded is not None and not intact:
+        raise ConfigError(
+            f"{label} no longer matches the sha256 recorded when the run started (edited or damaged); "
+            "restore it, and pass changes as --set key=value --force"
+        )
+    return data
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every key whose value differs."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        where = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, where + ".")
+        elif a != b:
+            changes.append((where, a, b))
+    return changes
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ, as ``key: old -> new`` (values cut short).
+
+    >>> config_diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})
+    ['b.c: 2 -> 3']
+    """
+    return [f"{key}: {shown(a, 40)} -> {shown(b, 40)}" for key, a, b in config_changes(old, new)]
+
+
+def results_in(root: str | Path, training_only: bool = False) -> list[str]:
+    """Folders of ``root`` holding work a config change could invalidate.
+
+    Any result (M0's evaluation, any iteration) depends on every key; ``train.*`` keys only on training
+    that has started (a finished train phase, or Trainer checkpoints of an unfinished one).
+    """
+    root = Path(root)
+    if not training_only:
+        return sorted(p.name for p in [root / "base", *root.glob("iter_[0-9][0-9][0-9]")] if p.exists())
+    run = RunDir(root)
+    folders = sorted(root.glob("iter_[0-9][0-9][0-9]"))
+    return [f.name for f in folders if run.is_done(f, "train") or any((f / ".trainer").glob("checkpoint-*"))]
+
+
+def check_forced_changes(root: str | Path, old: dict, new: dict) -> None:
+    """Refuse (even with ``--force``) a change that would mix results made under two configs."""
+    unsafe = [key for key, _, _ in config_changes(old, new) if key not in SAFE_ON_RESUME]
+    for keys, done in (
+        ([k for k in unsafe if not k.startswith("train.")], results_in(root)),
+        ([k for k in unsafe if k.startswith("train.")], results_in(root, training_only=True)),
+    ):
+        if keys and done:
+            raise ConfigError(
+                f"--force cannot change {', '.join(keys)}: {printable(str(root))} already holds results made "
+                f"with the saved values ({', '.join(done[:3])}{', ...' if len(done) > 3 else ''}) and mixing them "
+                f"would corrupt the run; start a new run with --out (on resume, --force may change: "
+                f"{', '.join(SAFE_ON_RESUME)})"
+            )
+
+
+def check_fresh(root: str | Path) -> None:
+    """A new run needs ``root`` absent, empty, or holding only leftovers of a run killed at startup."""
+    root = Path(root)
+    shown_root = printable(str(root))
+    if not root.exists() and not root.is_symlink():
+        return
+    if not root.is_dir():
+        raise ConfigError(f"output directory {shown_root} is not writable: it is a file")
+    if (root / CONFIG_FILE).exists():
+        raise ConfigError(f"{shown_root} already holds a run; use --resume {shown_root} or another --out")
+    foreign = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            leftover = entry.name in STARTUP_LEFTOVERS or (
+                entry.name.startswith(f".{CONFIG_FILE}.") and entry.name.endswith(".tmp")
+            )
+            if not leftover:
+                foreign.append(printable(entry.name))
+                if len(foreign) > 3:
+                    break
+    if foreign:
+        listed = ", ".join(sorted(foreign[:3])) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"{shown_root} is not empty and is not a selftaught run (it holds {listed}); "
+            "choose a new or empty folder for --out"
+        )
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+__all__ = ["RunDirError", "load_saved_config", "save_config", "check_fresh", "check_forced_changes"]
