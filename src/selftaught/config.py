@@ -225,6 +225,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # trade compute for memory (GPU, large models)
     max_length: int = 2048  # tokens per training example (longer ones are truncated)
     save_every_steps: int = 50  # checkpoint the trainer this often, so a kill loses at most this many steps
+    packing: bool = True  # pack each batch's examples into rows (no padding compute); false: pad every row
 
     def __post_init__(self):
         _require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")

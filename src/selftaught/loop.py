@@ -126,7 +126,7 @@ class Engine:
                     model, features, lm.tokenizer.pad_token_id, scratch, steps, t.batch_size,
                     t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
                     t.gradient_checkpointing, on_step=on_step, save_every_steps=t.save_every_steps,
-                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
+                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs", packing=t.packing,
                 )  # fmt: skip
                 check_weights(model, label)
             except NonFiniteError:

@@ -90,6 +90,7 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
             seed=config.seed,
             on_step=on_step,
             save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
+            packing=config.train.packing,
         )
     check_weights(model, label)  # a diverged M0 must not be cached for every later run
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))

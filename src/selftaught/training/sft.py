@@ -16,8 +16,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from selftaught.models.positions import PERIOD, DigitPositions
-
-IGNORE = -100
+from selftaught.training.packing import IGNORE, VARLEN_KERNELS, PackCollator
 
 
 def encode_pairs(
@@ -81,6 +80,26 @@ class PadCollator:
         if "position_ids" in features[0]:
             batch["position_ids"] = pad("position_ids", 0)
         return batch
+
+
+def collator_for(model, features: list[dict], pad_id: int, packing: bool = True):
+    """The batch layout for this model: packed rows (SDPA, eager), one flattened row (varlen kernels), or padding.
+
+    Flash attention skips cross-example blocks of a flattened row, so transformers' own
+    `DataCollatorWithFlattening` is the better path there; it needs ordinary positions (it marks each
+    example's start by a position-id reset). Other attention kernels take a 4D mask per packed row.
+    """
+    attention = getattr(model.config, "_attn_implementation", "eager")
+    own_positions = bool(features) and "position_ids" in features[0]
+    if not packing:
+        return PadCollator(pad_id)
+    if attention in VARLEN_KERNELS and not own_positions:
+        from transformers import DataCollatorWithFlattening
+
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+    if attention in ("sdpa", "eager"):
+        return PackCollator(pad_id, additive_mask=attention == "eager")
+    return PadCollator(pad_id)  # kernels that take neither a varlen row nor a 4D mask
 
 
 class _Progress(TrainerCallback):
@@ -155,6 +174,7 @@ def train_sft(
     save_every_steps: int = 0,
     report_to: list[str] | None = None,
     logs_dir: str | Path | None = None,
+    packing: bool = True,
 ) -> list[dict]:
     """Train in place for ``max_steps`` optimizer steps; returns the Trainer's loss log.
 
@@ -162,7 +182,8 @@ def train_sft(
     ``save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler, RNG
     and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
     ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
-    ``logs_dir``, which outlives the scratch ``out_dir``.
+    ``logs_dir``, which outlives the scratch ``out_dir``. ``packing`` packs each batch's examples into
+    rows instead of padding them (`collator_for`); the examples and the loss are the same.
     """
     report_to = list(report_to or [])
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
@@ -201,11 +222,17 @@ def train_sft(
         model=model,
         args=args,
         train_dataset=features,
-        data_collator=PadCollator(pad_id),
+        data_collator=collator_for(model, features, pad_id, packing),
         callbacks=callbacks,
     )
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
-    trainer.train(resume_from_checkpoint=last_complete_checkpoint(out_dir) if save_every_steps else None)
+    # no KV cache while training: it is never read, and with one transformers skips the packed-sequence
+    # detection that keeps a flattened row's examples apart (tests/test_packing.py)
+    use_cache, model.config.use_cache = model.config.use_cache, False
+    try:
+        trainer.train(resume_from_checkpoint=last_complete_checkpoint(out_dir) if save_every_steps else None)
+    finally:
+        model.config.use_cache = use_cache
     model.eval()
     return [entry for entry in trainer.state.log_history if "loss" in entry]
