@@ -2,8 +2,9 @@
 
 `transformers`' `generate` derives position ids from the attention mask, so it cannot drive a model
 trained with digit-index positions. `sample_tokens` calls the same `model.forward` with a
-`DynamicCache` and asks a position scheme for each new token's id. With sequential positions it
-reproduces `generate` token for token under greedy decoding (tested), so it is a drop-in for any HF model.
+preallocated `StaticCache` (see `SharedPrefix.static` for why) and asks a position scheme for each new
+token's id. With sequential positions it reproduces `generate` token for token under greedy
+decoding (tested), so it is a drop-in for any HF model.
 
 Both paths stop a row at any of the model's end-of-sequence ids (the tokenizer's and the generation
 config's: chat models end a turn with their own token), at its budget, or where the task's `Stop` says
@@ -14,9 +15,9 @@ as soon as it starts it.
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-from selftaught.generation.prefix import SharedPrefix, padded_batch
+from selftaught.generation.prefix import SharedPrefix, batch_cache, padded_batch
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
 
@@ -71,13 +72,13 @@ def encode(tokenizer, prompts: list[str], add_special_tokens: bool = True) -> li
     return tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
 
 
-def _first_forward(model, scheme, ids, mask, prefix: SharedPrefix | None):
+def _first_forward(model, scheme, ids, mask, prefix: SharedPrefix | None, max_new_tokens: int):
     """Logits for the batch's prompts (only the part after a shared prefix is computed), and the state
     of the position scheme."""
     digit = isinstance(scheme, DigitPositions)
     positions, state = scheme.full(ids) if digit else scheme.full_from_mask(mask)
     start = len(prefix.ids) if prefix else 0
-    cache = prefix.expanded(len(ids)) if prefix else DynamicCache()
+    cache = batch_cache(model.config, prefix, len(ids), ids.shape[1] + max_new_tokens)
     out = model(input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:], past_key_values=cache)
     return out, state
 
@@ -106,7 +107,7 @@ def sample_ids(
     budgets_list = _budgets(max_new_tokens, len(rows))
     budgets = torch.tensor(budgets_list, device=device)
     done = budgets <= 0
-    out, state = _first_forward(model, scheme, ids, mask, prefix)
+    out, state = _first_forward(model, scheme, ids, mask, prefix, max(budgets_list, default=0))
     new_tokens: list[torch.Tensor] = []
     for count in range(1, max(budgets_list, default=0) + 1):
         token = _pick(out.logits[:, -1, :], temperature, top_p, generator)
@@ -166,7 +167,8 @@ def hf_generate_ids(
     prefix: SharedPrefix | None = None,
 ) -> list[list[int]]:
     """The library path: `model.generate` with ordinary positions (any HF causal LM); with ``prefix``,
-    `generate` starts from a copy of its cache (transformers' prefix-cache reuse)."""
+    `generate` starts from its cache copied into every row of a `StaticCache` (transformers' prefix-cache
+    reuse; static, so that decoding writes in place rather than re-copying the cache at every token)."""
     budgets = _budgets(max_new_tokens, len(rows))
     device = next(model.parameters()).device
     ids, mask = padded_batch(rows, tokenizer.pad_token_id, len(prefix.ids) if prefix else 0, device)
@@ -177,7 +179,7 @@ def hf_generate_ids(
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
-        past_key_values=prefix.expanded(len(rows)) if prefix else None,
+        past_key_values=prefix.static(model.config, len(rows), prompt_length + max(budgets)) if prefix else None,
         max_new_tokens=max(budgets),
         do_sample=sampling,
         temperature=temperature if sampling else None,
