@@ -44,7 +44,11 @@ def top_operators(overrides: list[str], steps: int, top: int) -> list[dict]:
     packing = "train.packing=false" not in overrides
     collate = collator_for(model, features, tokenizer.pad_token_id, packing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.learning_rate)
-    batches = [collate(features[k : k + config.train.batch_size]) for k in range(0, steps * 64, 64)]
+    import random
+
+    random.Random(0).shuffle(features)  # the Trainer samples random batches; the split is sorted by length
+    size = config.train.batch_size
+    batches = [collate(features[k : k + size]) for k in range(0, steps * size, size)]
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for batch in batches:
             model(**batch, use_cache=False).loss.backward()
