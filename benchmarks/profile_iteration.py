@@ -72,8 +72,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     config = load_config(REPO / "recipes" / "arithmetic.yaml", ["loop.iterations=1", *args.overrides])
-    from selftaught.models.base import ensure_base_model
     from selftaught.tasks import make_task
+    from selftaught.training.base_model import ensure_base_model
     from selftaught.ui import SILENT
 
     ensure_base_model(config, make_task(config), SILENT)  # M0 is not part of the iteration profiled

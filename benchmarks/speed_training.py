@@ -17,6 +17,7 @@ Run:  .venv/bin/python benchmarks/speed_training.py [--steps 30] [--rounds 2]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -75,10 +76,8 @@ def train_once(layout: str, features, tokenizer, config, steps: int, folder: Pat
     torch.manual_seed(0)
     start = time.perf_counter()
     try:
-        log = sft.train_sft(
-            model, data, tokenizer.pad_token_id, folder / layout, steps, config.train.batch_size,
-            config.train.learning_rate, seed=0, packing=layout != "padded",
-        )  # fmt: skip
+        settings = dataclasses.replace(config.train, save_every_steps=0, packing=layout != "padded")
+        log = sft.train_sft(model, data, tokenizer.pad_token_id, folder / layout, steps, settings, seed=0)
     finally:
         sft.collator_for = original
     seconds = time.perf_counter() - start

@@ -8,11 +8,14 @@ import pytest
 import torch
 from transformers import DataCollatorWithFlattening
 
+from selftaught.config import TrainConfig
 from selftaught.models.positions import make_scheme
 from selftaught.tasks import Example
 from selftaught.tasks.arithmetic import ArithmeticTask
 from selftaught.training.packing import IGNORE, PackCollator, pack_rows, padding_share
 from selftaught.training.sft import PadCollator, collator_for, encode_pairs, train_sft
+
+FAST = TrainConfig(batch_size=16, learning_rate=3e-3, save_every_steps=0)
 
 
 def _pairs(count: int = 12) -> list[tuple[str, str]]:
@@ -93,6 +96,6 @@ def test_pack_rows_keeps_every_example_once_within_the_width():
 def test_packed_training_learns(tiny_llama, char_tokenizer, tmp_path):
     features = encode_pairs(char_tokenizer, make_scheme("digit", char_tokenizer), _pairs(32), max_period=16)
     before = [p.detach().clone() for p in tiny_llama.parameters()]
-    log = train_sft(tiny_llama, features, char_tokenizer.pad_token_id, tmp_path, 30, 16, 3e-3, seed=0)
+    log = train_sft(tiny_llama, features, char_tokenizer.pad_token_id, tmp_path, 30, FAST, seed=0)
     assert log[-1]["loss"] < log[0]["loss"]
     assert any(not torch.equal(a, b) for a, b in zip(before, tiny_llama.parameters()))

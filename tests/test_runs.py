@@ -100,12 +100,12 @@ def test_disk_full_mid_run_then_resume(tmp_path, monkeypatch):
 
 
 def test_interrupted_generation_keeps_finished_chunks(tmp_path, monkeypatch):
-    from selftaught import loop
+    from selftaught.generation import Generator
 
     config = tiny_run_config(tmp_path, generation={"chunk_size": 10}, loop={"iterations": 1, "filter": "answer"})
     reference = run_star(config, tmp_path / "ref")
     calls = {"n": 0}
-    real = loop.Generator.complete
+    real = Generator.complete
 
     def die_in_second_generation_chunk(self, *args, **kwargs):
         calls["n"] += 1
@@ -113,12 +113,12 @@ def test_interrupted_generation_keeps_finished_chunks(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(loop.Generator, "complete", die_in_second_generation_chunk)
+    monkeypatch.setattr(Generator, "complete", die_in_second_generation_chunk)
     with pytest.raises(KeyboardInterrupt):
         run_star(config, tmp_path / "run")
     chunks = list((tmp_path / "run" / "iter_001" / ".chunks" / "generate").glob("chunk_*.jsonl"))
     assert len(chunks) == 1  # generation chunk 0 was saved before the kill
-    monkeypatch.setattr(loop.Generator, "complete", real)
+    monkeypatch.setattr(Generator, "complete", real)
     calls["n"] = 0
     resumed = run_star(None, tmp_path / "run", resume=True)
     assert runs.read_jsonl(tmp_path / "run/iter_001/generated.jsonl") == runs.read_jsonl(

@@ -1,7 +1,10 @@
 import torch
 
+from selftaught.config import TrainConfig
 from selftaught.models.positions import make_scheme
 from selftaught.training.sft import IGNORE, PadCollator, encode_pairs, train_sft
+
+FAST = TrainConfig(batch_size=16, learning_rate=3e-3, save_every_steps=0)
 
 
 def test_prompt_tokens_are_masked(char_tokenizer):
@@ -25,7 +28,7 @@ def test_training_changes_parameters_and_lowers_loss(char_tokenizer, tiny_llama,
     pairs = [(f"{a}+{b}=", f"{a}{b}0{(a + b) % 10}{(a + b) // 10}|{a + b}"[::1]) for a in range(10) for b in range(10)]
     features = encode_pairs(char_tokenizer, scheme, pairs)
     before = {k: v.clone() for k, v in tiny_llama.state_dict().items()}
-    log = train_sft(tiny_llama, features, char_tokenizer.pad_token_id, tmp_path, 60, 16, 3e-3, seed=0)
+    log = train_sft(tiny_llama, features, char_tokenizer.pad_token_id, tmp_path, 60, FAST, seed=0)
     assert log[-1]["loss"] < 0.7 * log[0]["loss"]
     changed = [k for k, v in tiny_llama.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) == len(before)

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from selftaught import runs
-from selftaught.generation import Generator
+from selftaught.generation import Generator, make_generator
 from selftaught.generation.sampler import eos_ids
-from selftaught.loop import make_generator, run_star
+from selftaught.loop import run_star
 from selftaught.models import load_model
 from selftaught.tasks import make_task
 from selftaught.tasks.stops import NO_STOP, Stop

@@ -14,6 +14,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from selftaught.config import TrainConfig
+
+FAST = TrainConfig(batch_size=8, learning_rate=3e-3, save_every_steps=0)  # memorize a few pairs quickly
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -62,7 +65,7 @@ def memorize(model, tokenizer, pairs: list[tuple[str, str]], steps: int, chat: b
 
     rendered = [(render_prompt(tokenizer, chat, p), c) for p, c in pairs]
     features = encode_pairs(tokenizer, SequentialPositions(), rendered, add_special_tokens=not chat)
-    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, 8, 3e-3, seed=0)
+    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, FAST, seed=0)
 
 
 def save_tiny(path: Path, corpus: list[str], pairs: list[tuple[str, str]], arch="llama", chat=False, steps=150):
@@ -95,7 +98,7 @@ def memorize_text(model, tokenizer, pairs: list[tuple[str, str]], steps: int, ou
         head = tokenizer(prompt)["input_ids"]
         tail = tokenizer(continuation, add_special_tokens=False)["input_ids"]
         features.append({"input_ids": head + tail, "labels": [IGNORE] * len(head) + tail})
-    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, 8, 3e-3, seed=0)
+    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, FAST, seed=0)
 
 
 def save_babbler(

@@ -164,9 +164,9 @@ def eval_cmd(
     import json
 
     from selftaught.evaluate import eval_config, evaluate_model, resolve_model
-    from selftaught.models.base import ensure_base_model
     from selftaught.runs import atomic_write_text
     from selftaught.tasks import make_task
+    from selftaught.training.base_model import ensure_base_model
     from selftaught.ui import Reporter, quiet_libraries
 
     quiet_libraries()

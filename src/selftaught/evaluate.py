@@ -87,7 +87,7 @@ def evaluate_model(
     config: Config, model_path: str, num_samples: int = 1, temperature: float = 0.0, split: str = "test"
 ) -> dict:
     """Greedy accuracy per bucket, plus maj@k / pass@k when ``num_samples`` > 1."""
-    from selftaught.loop import make_generator
+    from selftaught.generation import make_generator
     from selftaught.tasks import make_task
 
     task = make_task(config)

@@ -12,19 +12,18 @@ Each phase records completion in the run directory, so ``resume`` redoes only un
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
 
 from selftaught import runconfig, runs, star
 from selftaught.bounded import printable
 from selftaught.config import Config, ConfigError, config_from_dict
-from selftaught.generation import Generator
+from selftaught.generation import make_generator
 from selftaught.modelcard import absolute_model_path, write_iteration_cards
-from selftaught.models import load_model, load_tokenizer, render_prompt, save_model, scheme_name, use_chat
-from selftaught.models.base import ensure_base_model
+from selftaught.models import load_model, save_model, scheme_name
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
 from selftaught.tracking import Tracker, parse_report_to
+from selftaught.training.base_model import ensure_base_model
 from selftaught.training.finite import NonFiniteError, check_loss, check_weights
 from selftaught.training.sft import add_lora, encode_pairs, train_sft
 from selftaught.ui import SILENT, Reporter
@@ -70,7 +69,6 @@ class Engine:
         g = self.config.generation
         num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
         rows: list[dict] = []
-        runs.refuse_symlinks(self.run.root, chunks)  # a linked chunk folder would be read, then deleted
         self.generator(model_path)  # load before the progress bar, so a bad model fails cleanly
         with self.reporter.phase(label, total=len(examples) * num_samples) as advance:
             for k, start in enumerate(range(0, len(examples), g.chunk_size)):
@@ -95,7 +93,7 @@ class Engine:
 
     def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
         """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
-        rows = self.sample(model_path, self.test_set, False, label, folder / ".chunks" / "evaluate", greedy=True)
+        rows = self.sample(model_path, self.test_set, False, label, self.run.scratch(folder, "evaluate"), greedy=True)
         runs.atomic_write_jsonl(folder / "eval.jsonl", rows)
         accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
         return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
@@ -113,8 +111,7 @@ class Engine:
         features = encode_pairs(
             lm.tokenizer, lm.scheme, pairs, t.max_length, cfg.model.base.max_period, cfg.seed, lm.add_special_tokens
         )
-        scratch = folder / ".trainer"
-        runs.refuse_symlinks(self.run.root, scratch)  # the Trainer deletes old checkpoints in there
+        scratch = self.run.scratch(folder, "train")  # the Trainer deletes old checkpoints in there
         with self.reporter.phase(label, total=steps) as advance:
 
             def on_step(step: int, loss: float | None) -> None:
@@ -123,10 +120,8 @@ class Engine:
 
             try:
                 log = train_sft(
-                    model, features, lm.tokenizer.pad_token_id, scratch, steps, t.batch_size,
-                    t.learning_rate, cfg.seed, t.warmup_ratio, t.weight_decay, t.gradient_accumulation_steps,
-                    t.gradient_checkpointing, on_step=on_step, save_every_steps=t.save_every_steps,
-                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs", packing=t.packing,
+                    model, features, lm.tokenizer.pad_token_id, scratch, steps, t, cfg.seed, on_step=on_step,
+                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
                 )  # fmt: skip
                 check_weights(model, label)
             except NonFiniteError:
@@ -151,32 +146,6 @@ def _is_adapter(path: Path | str) -> bool:
     return (Path(str(path)) / "adapter_config.json").is_file()
 
 
-def make_generator(model_path: Path | str, config: Config):
-    """The configured generation backend for the model at ``model_path``."""
-    g = config.generation
-    if g.backend == "vllm":
-        from selftaught.generation.vllm import VLLMGenerator
-
-        tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
-        chat = use_chat(tokenizer, config.model, model_path)
-        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed, chat)
-    return Generator(load_model(model_path, config.model), g.backend, g.batch_size, g.prefix_cache)
-
-
-def _phase(engine: Engine, folder: Path, name: str, work) -> None:
-    """Run ``work()`` unless ``name`` is already recorded as done in ``folder``; then drop its scratch."""
-    if engine.run.is_done(folder, name):
-        return
-    start = time.perf_counter()
-    work()
-    engine.run.mark_done(folder, name, time.perf_counter() - start)
-    scratch = folder / ".trainer" if name == "train" else folder / ".chunks" / name
-    runs.remove_scratch(engine.run.root, scratch)
-    chunks = folder / ".chunks"
-    if chunks.is_dir() and not chunks.is_symlink() and not any(chunks.iterdir()):
-        chunks.rmdir()
-
-
 def _evaluate_base(engine: Engine) -> dict:
     folder = engine.run.base
 
@@ -184,7 +153,7 @@ def _evaluate_base(engine: Engine) -> dict:
         metrics = engine.evaluate(engine.base_path, folder, "M0: evaluate")
         runs.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
 
-    _phase(engine, folder, "evaluate", work)
+    engine.run.phase(folder, "evaluate", work)
     return engine.run.metrics(folder)
 
 
@@ -198,23 +167,23 @@ def _iteration(engine: Engine, n: int) -> dict:
     if cfg.loop.mode == "star":
 
         def generate():
-            chunks = folder / ".chunks" / "generate"
+            chunks = run.scratch(folder, "generate")
             runs.atomic_write_jsonl(
                 generated, engine.sample(previous, engine.train_set, False, f"iter {n}: generate", chunks)
             )
 
-        _phase(engine, folder, "generate", generate)
+        engine.run.phase(folder, "generate", generate)
 
         def rationalize():
             # plain rows only: a kill after the write below must not add the hinted rows twice
             rows = [row for row in runs.read_jsonl(generated, runs.ROW_KEYS) if not row["hinted"]]
             retry = star.needs_rationalization(engine.train_set, rows, cfg.loop.filter)
             if cfg.loop.rationalization and retry:
-                chunks = folder / ".chunks" / "rationalize"
+                chunks = run.scratch(folder, "rationalize")
                 rows += engine.sample(previous, retry, True, f"iter {n}: rationalize", chunks)
             runs.atomic_write_jsonl(generated, rows)
 
-        _phase(engine, folder, "rationalize", rationalize)
+        engine.run.phase(folder, "rationalize", rationalize)
         rows = runs.read_jsonl(generated, runs.ROW_KEYS)
         records = star.training_records(
             engine.task, engine.train_set, rows, cfg.loop.filter, cfg.loop.few_shot_in_training
@@ -231,7 +200,7 @@ def _iteration(engine: Engine, n: int) -> dict:
             f"iteration {n}: no rationale reached the right answer, so there is nothing to train on; "
             "check the few-shot prompt and answer extraction with `selftaught eval`"
         )
-    _phase(engine, folder, "train", lambda: engine.train(init, records, steps, folder, f"iter {n}: train"))
+    engine.run.phase(folder, "train", lambda: engine.train(init, records, steps, folder, f"iter {n}: train"))
 
     def evaluate():
         metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {n}: evaluate")
@@ -251,7 +220,7 @@ def _iteration(engine: Engine, n: int) -> dict:
             },
         )
 
-    _phase(engine, folder, "evaluate", evaluate)
+    engine.run.phase(folder, "evaluate", evaluate)
     metrics = run.metrics(folder)
     metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
     runs.atomic_write_json(folder / "metrics.json", metrics)

@@ -29,6 +29,8 @@ import math
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from selftaught.bounded import printable
@@ -251,6 +253,25 @@ class RunDir:
         phases = self.phases(folder)
         phases[phase] = round(seconds, 3)
         atomic_write_json(folder / "phases.json", phases)
+
+    def scratch(self, folder: Path, phase: str) -> Path:
+        """Where ``phase`` keeps its resumable partial work (chunks, Trainer checkpoints); no links allowed."""
+        path = folder / ".trainer" if phase == "train" else folder / ".chunks" / phase
+        refuse_symlinks(self.root, path)  # a linked scratch folder would be read, then deleted
+        return path
+
+    def phase(self, folder: Path, name: str, work: Callable[[], None]) -> None:
+        """Run ``work()`` unless ``name`` is already recorded as done in ``folder``; then record its
+        seconds and drop its scratch folder. A kill inside ``work`` leaves the scratch for the resume."""
+        if self.is_done(folder, name):
+            return
+        start = time.perf_counter()
+        work()
+        self.mark_done(folder, name, time.perf_counter() - start)
+        remove_scratch(self.root, self.scratch(folder, name))
+        chunks = folder / ".chunks"
+        if chunks.is_dir() and not chunks.is_symlink() and not any(chunks.iterdir()):
+            chunks.rmdir()
 
     def finished_iterations(self) -> list[int]:
         done = []

@@ -11,12 +11,13 @@ Every backend stops a completion where the task's `Stop` says it ends and return
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
 from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
-from selftaught.models import LoadedModel
+from selftaught.models import LoadedModel, load_model, load_tokenizer, render_prompt, use_chat
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
 
@@ -86,3 +87,15 @@ class Generator:
             if on_batch:
                 on_batch(len(batch))
         return results
+
+
+def make_generator(model_path, config):
+    """The configured generation backend (``config.generation``) for the model at ``model_path``."""
+    g = config.generation
+    if g.backend == "vllm":
+        from selftaught.generation.vllm import VLLMGenerator
+
+        tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
+        chat = use_chat(tokenizer, config.model, model_path)
+        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed, chat)
+    return Generator(load_model(model_path, config.model), g.backend, g.batch_size, g.prefix_cache)

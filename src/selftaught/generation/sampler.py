@@ -1,8 +1,8 @@
 """Batched sampling with a KV cache that passes the model's own position ids, and the `generate` path.
 
 `transformers`' `generate` derives position ids from the attention mask, so it cannot drive a model
-trained with digit-index positions. `sample_tokens` calls the same `model.forward` with a
-preallocated `StaticCache` (see `SharedPrefix.static` for why) and asks a position scheme for each new
+trained with digit-index positions. `sample_tokens` calls the same `model.forward` with a KV cache
+(`batch_cache`: a preallocated static one) and asks a position scheme for each new
 token's id. With sequential positions it reproduces `generate` token for token under greedy
 decoding (tested), so it is a drop-in for any HF model.
 

@@ -15,6 +15,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from selftaught.config import TrainConfig
 from selftaught.models.positions import PERIOD, DigitPositions
 from selftaught.training.packing import IGNORE, VARLEN_KERNELS, PackCollator
 
@@ -163,38 +164,32 @@ def train_sft(
     pad_id: int,
     out_dir: str | Path,
     max_steps: int,
-    batch_size: int,
-    learning_rate: float,
+    train: TrainConfig,
     seed: int,
-    warmup_ratio: float = 0.05,
-    weight_decay: float = 0.0,
-    gradient_accumulation_steps: int = 1,
-    gradient_checkpointing: bool = False,
     on_step: Callable[[int, float | None], None] | None = None,
-    save_every_steps: int = 0,
     report_to: list[str] | None = None,
     logs_dir: str | Path | None = None,
-    packing: bool = True,
 ) -> list[dict]:
-    """Train in place for ``max_steps`` optimizer steps; returns the Trainer's loss log.
+    """Train in place for ``max_steps`` optimizer steps with ``train``'s settings; returns the loss log.
 
     bf16 and gradient checkpointing are used only on a GPU; on CPU everything runs in fp32. With
-    ``save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler, RNG
-    and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
+    ``train.save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler,
+    RNG and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
     ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
-    ``logs_dir``, which outlives the scratch ``out_dir``. ``packing`` packs each batch's examples into
-    rows instead of padding them (`collator_for`); the examples and the loss are the same.
+    ``logs_dir``, which outlives the scratch ``out_dir``. ``train.packing`` packs each batch's examples
+    into rows instead of padding them (`collator_for`); the examples and the loss are the same.
     """
+    save_every_steps = train.save_every_steps
     report_to = list(report_to or [])
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
     args = TrainingArguments(
         output_dir=str(out_dir),
         max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
+        per_device_train_batch_size=train.batch_size,
+        learning_rate=train.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=max(1, int(warmup_ratio * max_steps)),
-        weight_decay=weight_decay,
+        warmup_steps=max(1, int(train.warmup_ratio * max_steps)),
+        weight_decay=train.weight_decay,
         logging_steps=max(1, max_steps // 20),
         logging_nan_inf_filter=False,  # a NaN loss must reach on_step (the loop stops the run), not be hidden
         save_strategy="steps" if save_every_steps else "no",
@@ -205,8 +200,8 @@ def train_sft(
         data_seed=seed,
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        **_checkpointing_kwargs(gradient_checkpointing and cuda),
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        **_checkpointing_kwargs(train.gradient_checkpointing and cuda),
         # random batches: grouping by length made M0's batches all-plain or all-hinted and all one
         # digit count, and it learned single-digit sums far worse (76% vs 96% at 1 digit)
         train_sampling_strategy="random",
@@ -222,7 +217,7 @@ def train_sft(
         model=model,
         args=args,
         train_dataset=features,
-        data_collator=collator_for(model, features, pad_id, packing),
+        data_collator=collator_for(model, features, pad_id, train.packing),
         callbacks=callbacks,
     )
     for noisy in (PrinterCallback, ProgressCallback):

@@ -1,5 +1,8 @@
 """The starting model M0 for the embedded default: trained here on short sums, cached by config hash.
 
+It lives with training, not with models/: building M0 needs a task's data and the SFT loop, and
+models/ is the layer both of those stand on.
+
 M0 sees only 1..``max_digits``-digit additions with correct scratchpads. A share of them
 (``hint_fraction``) use the hinted prompt, so that M0 knows what a hint is for and rationalization
 has something to work with, exactly as the few-shot hinted prompt does for a large model.
@@ -13,7 +16,7 @@ import random
 import shutil
 from pathlib import Path
 
-from selftaught.config import Config
+from selftaught.config import Config, TrainConfig
 from selftaught.models import save_model
 from selftaught.models.embedded import build_char_tokenizer, build_tiny_llama
 from selftaught.models.positions import make_scheme
@@ -78,20 +81,17 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
         check_loss(loss, step, label)
         advance(1)
 
+    settings = TrainConfig(
+        batch_size=c.batch_size,
+        learning_rate=c.learning_rate,
+        save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
+        packing=config.train.packing,
+    )
     with reporter.phase(label, total=c.steps) as advance:
         train_sft(
-            model,
-            features,
-            tokenizer.pad_token_id,
-            path.parent / f".trainer-{path.name}",
-            max_steps=c.steps,
-            batch_size=c.batch_size,
-            learning_rate=c.learning_rate,
-            seed=config.seed,
-            on_step=on_step,
-            save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
-            packing=config.train.packing,
-        )
+            model, features, tokenizer.pad_token_id, path.parent / f".trainer-{path.name}", c.steps, settings,
+            seed=config.seed, on_step=on_step,
+        )  # fmt: skip
     check_weights(model, label)  # a diverged M0 must not be cached for every later run
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
     shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
