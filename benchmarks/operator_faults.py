@@ -408,7 +408,8 @@ def validate_1gb_line(world: World, box: Path) -> dict:
 
 
 def table(results: dict) -> str:
-    labels = [label for label in ("before", "after") if label in results] or list(results)
+    labels = [label for label in ("before", "after") if label in results]
+    labels += [label for label in results if label not in labels]
     lines = ["| case | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for name in CASES:
         cells = []

@@ -22,7 +22,9 @@ from selftaught.tasks.answers import (
 )
 from selftaught.tasks.choices import extract_choice
 
-FAST = 1.0  # seconds; every call on adversarial input must stay well under this
+# A hang guard, not a speed target (those live in benchmarks/): a linear scan of these 1 MB inputs takes
+# well under a second, catastrophic backtracking takes minutes or more; 10 s does not flake under load.
+FAST = 10.0
 
 
 def timed(function, *args):

@@ -226,6 +226,16 @@ def test_report_writes_the_plot_atomically_never_through_a_link(tmp_path, monkey
     monkeypatch.setattr(report, "atomic_write_bytes", read_only)
     table, plot = report.report(tmp_path)
     assert table.row_count == 1 and plot.startswith("not redrawn (Read-only file system")
+    # the command, report.html included: the table still shows, exit 0
+    from typer.testing import CliRunner
+
+    from selftaught import report_html
+    from selftaught.cli import app
+
+    monkeypatch.setattr(report_html, "atomic_write_text", lambda path, text: read_only(path, text))
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "html: not written (Read-only file system" in " ".join(result.output.split())
 
 
 def test_every_kind_of_full_disk_gives_the_same_line(tmp_path, monkeypatch):

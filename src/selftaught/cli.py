@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 from pathlib import Path
@@ -135,7 +136,12 @@ def report_cmd(
         if not (run_dir / "summary.json").is_file():
             raise UserError(f"{run_dir} has no summary.json (not a run directory, or no iteration finished)")
         table, plot = report(run_dir)
-        page = write_html_report(run_dir)
+        try:
+            page: Path | str = write_html_report(run_dir)
+        except OSError as err:  # as for the plot: a read-only run still shows its table
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            page = f"not written ({err.strerror or err}; {run_dir} is read-only?)"
     except USER_ERRORS as err:
         _fail(err, debug)
     except Exception as err:

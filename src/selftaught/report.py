@@ -43,6 +43,12 @@ def summary_table(summary: dict) -> Table:
 
 
 def plot_accuracy(summary: dict, path: str | Path) -> Path:
+    """Write `accuracy_png` to ``path``."""
+    atomic_write_bytes(path, accuracy_png(summary))  # never half a PNG, never written through a link
+    return Path(path)
+
+
+def accuracy_png(summary: dict) -> bytes:
     """PNG of accuracy per bucket (x) for each iteration (one line each)."""
     import matplotlib
 
@@ -66,8 +72,7 @@ def plot_accuracy(summary: dict, path: str | Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())  # never half a PNG, never written through a link
-    return Path(path)
+    return buffer.getvalue()
 
 
 def read_summary(path: Path) -> dict:

@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 
 from selftaught import star
-from selftaught.report import _rows, plot_accuracy
+from selftaught.report import _rows, accuracy_png
 from selftaught.runs import atomic_write_text, read_json, read_jsonl
 
 SAMPLES_PER_KIND = 3
@@ -39,8 +39,8 @@ def png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _file_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def _png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def progress_plot(summary: dict) -> str:
@@ -179,7 +179,7 @@ def write_html_report(run_dir: str | Path) -> Path:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
     filter_mode = config.get("loop", {}).get("filter", "answer+rationale")
     examples = _train_examples(run_dir)
-    by_bucket = _file_uri(plot_accuracy(summary, run_dir / "accuracy.png"))
+    by_bucket = _png_uri(accuracy_png(summary))  # drawn in memory: report() owns accuracy.png
     versions = ", ".join(f"{k} {v}" for k, v in summary.get("versions", {}).items())
     iterations = [
         _iteration_html(run_dir / f"iter_{r['iteration']:03d}", filter_mode, examples) for r in _rows(summary)
