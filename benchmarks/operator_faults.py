@@ -53,20 +53,25 @@ from operator_sandbox import (  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ cases
 # ---- links inside the run directory, a foreign --out folder
+def _linked_scratch(world: World, run: Path, box: Path, scratch: str, target: Path) -> dict:
+    """Resume with ``iter_001/<scratch>`` a link to ``target`` outside the run; then without the link."""
+    before = snapshot(box / "outside")
+    (run / "iter_001").mkdir()
+    (run / "iter_001" / scratch).symlink_to(target)
+    row = outcome(world.resume(run))
+    row["outside_untouched"] = snapshot(box / "outside") == before
+    (run / "iter_001" / scratch).unlink()
+    _resume_check(world, run, row)
+    row["clean"] = refused(row, "symbolic link") and row["outside_untouched"] and row["resumed_identical"]
+    return row
+
+
 @case("link-chunks", "links")
 def link_chunks(world: World, box: Path) -> dict:
     run = world.run_copy(box, drop_iteration=True)
     (box / "outside" / "generate").mkdir()
     (box / "outside" / "generate" / "keep.txt").write_text("mine\n")
-    before = snapshot(box / "outside")
-    (run / "iter_001").mkdir()
-    (run / "iter_001" / ".chunks").symlink_to(box / "outside")
-    row = outcome(world.resume(run), outside_untouched=None)
-    row["outside_untouched"] = snapshot(box / "outside") == before
-    (run / "iter_001" / ".chunks").unlink()
-    _resume_check(world, run, row)
-    row["clean"] = refused(row, "symbolic link") and row["outside_untouched"] and row["resumed_identical"]
-    return row
+    return _linked_scratch(world, run, box, ".chunks", box / "outside")
 
 
 @case("link-trainer", "links")
@@ -75,15 +80,7 @@ def link_trainer(world: World, box: Path) -> dict:
     for k in (1, 2, 3):
         (box / "outside" / "ckpts" / f"checkpoint-{k}").mkdir(parents=True)
         (box / "outside" / "ckpts" / f"checkpoint-{k}" / "weights.bin").write_bytes(os.urandom(1024))
-    before = snapshot(box / "outside")
-    (run / "iter_001").mkdir()
-    (run / "iter_001" / ".trainer").symlink_to(box / "outside" / "ckpts")
-    row = outcome(world.resume(run))
-    row["outside_untouched"] = snapshot(box / "outside") == before
-    (run / "iter_001" / ".trainer").unlink()
-    _resume_check(world, run, row)
-    row["clean"] = refused(row, "symbolic link") and row["outside_untouched"] and row["resumed_identical"]
-    return row
+    return _linked_scratch(world, run, box, ".trainer", box / "outside" / "ckpts")
 
 
 @case("link-plot", "links")

@@ -16,6 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "operator_faults.json"
 SRC = REPO / "src"
+sys.path.insert(0, str(REPO))
+from tests.operator_scripts import SLOW_CHECKPOINT  # noqa: E402,F401  (the tests replay the same wrapper)
+
 RECIPE = """\
 seed: 0
 task:
@@ -185,21 +188,6 @@ def _resume_check(world: World, run: Path, row: dict, *extra: str) -> dict:
     row["resume_exit"] = resumed["exit"]
     row["resumed_identical"] = resumed["exit"] == 0 and world.identical(run)
     return row
-
-
-SLOW_CHECKPOINT = """\
-import pathlib, sys, time
-import selftaught.loop as loop
-real, marker = loop.save_model, pathlib.Path(sys.argv[1])
-def slow_save(*args, **kwargs):  # a large checkpoint on a slow disk
-    marker.touch()
-    real(*args, **kwargs)
-    time.sleep(3)
-loop.save_model = slow_save
-sys.argv = ["selftaught"] + sys.argv[2:]
-from selftaught.cli import main
-main()
-"""
 
 
 LOCK_RACE = """\

@@ -30,7 +30,7 @@ def top_functions(profile: cProfile.Profile, top: int) -> list[dict]:
     return sorted(rows, key=lambda r: -r["own_s"])[:top]
 
 
-def top_operators(overrides: list[str], steps: int, top: int) -> list[dict]:
+def top_operators(packing: bool, steps: int, top: int) -> list[dict]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -41,7 +41,6 @@ def top_operators(overrides: list[str], steps: int, top: int) -> list[dict]:
     features, tokenizer, config = default_features(REPO / "recipes" / "arithmetic.yaml")
     c = config.model.base
     model = build_tiny_llama(tokenizer, c.num_layers, c.hidden_size, c.num_heads, 512, seed=0).train()
-    packing = "train.packing=false" not in overrides
     collate = collator_for(model, features, tokenizer.pad_token_id, packing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.learning_rate)
     import random
@@ -84,7 +83,7 @@ def main() -> None:
         profiler.disable()
         phases = json.loads((Path(tmp) / "run" / "iter_001" / "metrics.json").read_text())["seconds"]
     functions = top_functions(profiler, args.top)
-    operators = top_operators(args.overrides, args.train_steps, args.top)
+    operators = top_operators(config.train.packing, args.train_steps, args.top)
     print("phase seconds:", phases)
     print(f"\n{'own s':>7} {'cum s':>7} {'calls':>8}  function")
     for r in functions:

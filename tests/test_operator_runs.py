@@ -21,6 +21,7 @@ from selftaught.config import ConfigError, config_from_dict
 from selftaught.loop import run_star
 from selftaught.training.finite import NonFiniteError
 from tests.conftest import tiny_run_config
+from tests.operator_scripts import SLOW_CHECKPOINT
 
 SETTINGS = {"generation": {"chunk_size": 8}, "train": {"save_every_steps": 4}}
 
@@ -67,21 +68,6 @@ def signal_when(ready, *signums: int):
             proc.send_signal(signum)
 
     return send
-
-
-SLOW_CHECKPOINT = """\
-import pathlib, sys, time
-import selftaught.loop as loop
-real, marker = loop.save_model, pathlib.Path(sys.argv[1])
-def slow_save(*args, **kwargs):  # a large checkpoint on a slow disk
-    marker.touch()
-    real(*args, **kwargs)
-    time.sleep(3)
-loop.save_model = slow_save
-sys.argv = ["selftaught"] + sys.argv[2:]
-from selftaught.cli import main
-main()
-"""
 
 
 def test_sigterm_then_a_double_ctrl_c_in_a_checkpoint_write_then_resume(reference):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import sys
 import traceback
 from pathlib import Path
@@ -129,19 +128,14 @@ def report_cmd(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Print a run's table, (re)draw its accuracy plot and write report.html (with samples of rationales)."""
-    from selftaught.report import report
+    from selftaught.report import report, unless_read_only
     from selftaught.report_html import write_html_report
 
     try:
         if not (run_dir / "summary.json").is_file():
             raise UserError(f"{run_dir} has no summary.json (not a run directory, or no iteration finished)")
         table, plot = report(run_dir)
-        try:
-            page: Path | str = write_html_report(run_dir)
-        except OSError as err:  # as for the plot: a read-only run still shows its table
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            page = f"not written ({err.strerror or err}; {run_dir} is read-only?)"
+        page = unless_read_only(lambda: write_html_report(run_dir), run_dir)
     except USER_ERRORS as err:
         _fail(err, debug)
     except Exception as err:

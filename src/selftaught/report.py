@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
@@ -86,13 +87,19 @@ def read_summary(path: Path) -> dict:
     return summary
 
 
+def unless_read_only(write: Callable[[], Path], run_dir: str | Path, missed: str = "not written") -> Path | str:
+    """``write()``'s path, or why it could not write: a read-only run still shows its table. A full
+    disk is raised, to be reported like every other write."""
+    try:
+        return write()
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return f"{missed} ({err.strerror or err}; {run_dir} is read-only?)"
+
+
 def report(run_dir: str | Path) -> tuple[Table, Path | str]:
     """The run's table, and its plot redrawn (or, on a read-only run, why not: the table still shows)."""
     summary = read_summary(Path(run_dir) / "summary.json")
-    try:
-        plot: Path | str = plot_accuracy(summary, Path(run_dir) / "accuracy.png")
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise  # a full disk is reported as such, like every other write
-        plot = f"not redrawn ({err.strerror or err}; {run_dir} is read-only?)"
+    plot = unless_read_only(lambda: plot_accuracy(summary, Path(run_dir) / "accuracy.png"), run_dir, "not redrawn")
     return summary_table(summary), plot

@@ -4,15 +4,14 @@ Every prompt of a phase starts with the same few-shot examples (~1k tokens for t
 and prefilling them again for each question is most of a short generation's cost. The shared prefix is
 found on token ids (the longest common prefix of the tokenized prompts, so the ids are exactly those of
 the full prompts whatever the tokenizer merges), encoded once with batch size 1, and its cache is
-repeated along the batch for each batch (transformers documents this "prefix cache" reuse with
-`DynamicCache`). Rows are padded *between* the prefix and their own suffix, so the prefix sits at the
+copied into every row of each batch's preallocated `StaticCache` (transformers documents this "prefix
+cache" reuse). Rows are padded *between* the prefix and their own suffix, so the prefix sits at the
 same positions in every row; position ids come from the attention mask as before, so each row sees the
 ids it would see alone, and greedy output is the same as without the cache (tested).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -42,11 +41,6 @@ def common_prefix_length(rows: list[list[int]]) -> int:
 class SharedPrefix:
     ids: list[int]
     cache: DynamicCache  # batch size 1
-
-    def expanded(self, batch_size: int) -> DynamicCache:
-        cache = copy.deepcopy(self.cache)
-        cache.batch_repeat_interleave(batch_size)
-        return cache
 
     def static(self, config, batch_size: int, max_cache_len: int) -> StaticCache:
         """The prefix in a preallocated cache of ``max_cache_len`` positions for ``batch_size`` rows.

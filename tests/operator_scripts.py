@@ -1,0 +1,19 @@
+"""Wrappers around the CLI shared by the operator-fault tests and benchmarks/operator_faults.py.
+
+Each is a Python script run as ``python -c SCRIPT MARKER selftaught-args...``; it patches the loop,
+then runs the real CLI.
+"""
+
+SLOW_CHECKPOINT = """\
+import pathlib, sys, time
+import selftaught.loop as loop
+real, marker = loop.save_model, pathlib.Path(sys.argv[1])
+def slow_save(*args, **kwargs):  # a large checkpoint on a slow disk
+    marker.touch()
+    real(*args, **kwargs)
+    time.sleep(3)
+loop.save_model = slow_save
+sys.argv = ["selftaught"] + sys.argv[2:]
+from selftaught.cli import main
+main()
+"""
