@@ -6,13 +6,16 @@ then runs the real CLI.
 
 SLOW_CHECKPOINT = """\
 import pathlib, sys, time
-import selftaught.loop as loop
-real, marker = loop.save_model, pathlib.Path(sys.argv[1])
+try:
+    import selftaught.training.phase as phase
+except ImportError:  # selftaught before the training phase module (benchmarks/operator_faults.py --src OLD)
+    import selftaught.loop as phase
+real, marker = phase.save_model, pathlib.Path(sys.argv[1])
 def slow_save(*args, **kwargs):  # a large checkpoint on a slow disk
     marker.touch()
     real(*args, **kwargs)
     time.sleep(3)
-loop.save_model = slow_save
+phase.save_model = slow_save
 sys.argv = ["selftaught"] + sys.argv[2:]
 from selftaught.cli import main
 main()

@@ -206,7 +206,7 @@ def test_grade_with_star(files):
     t = task(files)
     example = t.load("test")[0]
     row_ = grade(t, example, " Work is for jobs. Therefore, the answer is complete job (a).", hinted=False)
-    assert row_["correct"] and row_["verified"] and row_["answer"] == "a"
+    assert row_.correct and row_.verified and row_.answer == "a"
 
 
 def test_direct_completion_bucket_budget_protocol(files):

@@ -176,9 +176,9 @@ def test_grade_with_star(files):
     t = task(files)
     example = t.load("test")[0]
     good = grade(t, example, " 9 * 2 = $<<9*2=18>>18.\n#### 18", hinted=False)
-    assert good["correct"] and good["verified"] and good["answer"] == "18"
+    assert good.correct and good.verified and good.answer == "18"
     bad_step = grade(t, example, " 9 * 2 = $<<9*2=17>>17.\n#### 18", hinted=True)
-    assert bad_step["correct"] and not bad_step["verified"] and "9*2 is 18" in bad_step["problem"]
+    assert bad_step.correct and not bad_step.verified and "9*2 is 18" in bad_step.problem
 
 
 def test_direct_completion_bucket_budget(files):

@@ -196,14 +196,15 @@ def test_html_report_is_self_contained_and_shows_samples(lora_run, tmp_path):
 
 def test_html_report_names_the_failed_step():
     from selftaught.report_html import classify, rejection_reason
+    from selftaught.samples import Sample
 
     rows = [
-        {"id": "a", "hinted": False, "correct": True, "verified": True, "problem": None, "answer": "7"},
-        {"id": "b", "hinted": True, "correct": True, "verified": True, "problem": None, "answer": "3"},
-        {"id": "c", "hinted": False, "correct": True, "verified": False, "problem": "<<2*3=7>> is 6", "answer": "7"},
+        Sample("a", False, 0, "...", "7", True, True, None),
+        Sample("b", True, 0, "...", "3", True, True, None),
+        Sample("c", False, 0, "...", "7", True, False, "<<2*3=7>> is 6"),
     ]
     kinds = classify(rows, "answer+rationale")
-    assert [[r["id"] for r in kinds[k]] for k in ("kept", "rationalized", "rejected")] == [["a"], ["b"], ["c"]]
+    assert [[r.id for r in kinds[k]] for k in ("kept", "rationalized", "rejected")] == [["a"], ["b"], ["c"]]
     assert rejection_reason(kinds["rejected"][0], "7") == "failed step: <<2*3=7>> is 6"
     assert classify(rows, "answer")["kept"] == [rows[0], rows[2]]  # answer-only filter keeps it
 

@@ -342,10 +342,10 @@ def test_jsonl_task_works_with_star_bookkeeping(tmp_path):
     rows = [star.grade(task, examples[0], " 2 and 2. The answer is 4.", hinted=False)]
     rows.append(star.grade(task, examples[1], " The answer is 6.", hinted=True))
     records = star.training_records(task, examples, rows, "answer")
-    assert [(r["id"], r["source"]) for r in records] == [
+    assert [(r.id, r.source) for r in records] == [
         (examples[0].id, "generated"),
         (examples[1].id, "rationalized"),
     ]
-    assert all(r["prompt"].startswith("Q: ") and "(6)" not in r["prompt"] for r in records)  # no few-shot, no hint
+    assert all(r.prompt.startswith("Q: ") and "(6)" not in r.prompt for r in records)  # no few-shot, no hint
     with_prefix = star.training_records(task, examples, rows, "answer", few_shot=True)
-    assert all(r["prompt"].startswith("Q: 1+1?") for r in with_prefix)
+    assert all(r.prompt.startswith("Q: 1+1?") for r in with_prefix)

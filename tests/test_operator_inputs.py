@@ -14,6 +14,7 @@ from selftaught import runconfig, runs
 from selftaught.config import Config, ConfigError, TrainConfig, load_config
 from selftaught.interrupts import write_failure
 from selftaught.loop import prepare_run_dir, release_run_dir
+from selftaught.samples import read_samples
 from tests.conftest import tiny_run_config
 
 
@@ -206,7 +207,7 @@ def test_damaged_run_files_are_one_line_naming_the_file(tmp_path):
         run.metrics(folder)
     (folder / "generated.jsonl").write_text('{"id": "1"}\n')
     with pytest.raises(runs.RunDirError, match=r"generated.jsonl:1: not a row of this file \(missing hinted"):
-        runs.read_jsonl(folder / "generated.jsonl", runs.ROW_KEYS)
+        read_samples(folder / "generated.jsonl")
 
 
 def test_report_writes_the_plot_atomically_never_through_a_link(tmp_path, monkeypatch):

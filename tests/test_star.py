@@ -18,9 +18,9 @@ def rows():
 
 def test_grade_fields():
     row = rows()[0]
-    assert row["correct"] and not row["verified"] and row["problem"]
-    assert set(row) == {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
-    assert rows()[2]["answer"] is None and not rows()[2]["correct"]
+    assert row.correct and not row.verified and row.problem
+    assert set(row.to_json()) == {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
+    assert rows()[2].answer is None and not rows()[2].correct
 
 
 def test_filter_modes():
@@ -42,18 +42,18 @@ def test_rationalized_samples_are_stored_without_the_hint():
         star.grade(TASK, EXAMPLES[1], GOOD["q2"], hinted=True),  # q2 already solved without hint
     ]
     records = star.training_records(TASK, EXAMPLES, r, "answer+rationale")
-    assert [(x["id"], x["source"]) for x in records] == [("q2", "generated"), ("q3", "rationalized")]
+    assert [(x.id, x.source) for x in records] == [("q2", "generated"), ("q3", "rationalized")]
     for record in records:
-        example = next(e for e in EXAMPLES if e.id == record["id"])
-        assert record["prompt"] == TASK.prompt(example, hint=False)
-        assert TASK.prompt(example, hint=True) not in record["prompt"] + record["completion"]
-        assert "(" not in record["prompt"]
+        example = next(e for e in EXAMPLES if e.id == record.id)
+        assert record.prompt == TASK.prompt(example, hint=False)
+        assert TASK.prompt(example, hint=True) not in record.prompt + record.completion
+        assert "(" not in record.prompt
 
 
 def test_direct_records_have_no_rationale():
     records = star.direct_records(TASK, EXAMPLES)
-    assert records[0]["completion"] == "|64" and records[0]["prompt"] == "21+43="
-    assert all("," not in r["completion"] for r in records)
+    assert records[0].completion == "|64" and records[0].prompt == "21+43="
+    assert all("," not in r.completion for r in records)
 
 
 def test_accuracy_by_bucket():

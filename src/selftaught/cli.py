@@ -112,7 +112,8 @@ def run(
                 config = load_config(recipe, overrides)
             summary_dir = out_dir
             reporter = Reporter(err_console, enabled=not quiet)
-            run_star(config, out_dir, resume=resume is not None, reporter=reporter, force=force)
+            if not run_star(config, out_dir, resume=resume is not None, reporter=reporter, force=force):
+                return  # a training rank > 0 of the user's own multi-process launch: rank 0 reports
             table, plot = report(summary_dir)
     except USER_ERRORS as err:
         _fail(err, debug)

@@ -217,7 +217,7 @@ class GenerationConfig:
 class TrainConfig:
     first_steps: int = 250  # optimizer steps in iteration 1 (paper: 40 for GPT-J)
     steps_growth: float = 1.2  # steps multiply by this each iteration (paper: 1.2)
-    batch_size: int = 64
+    batch_size: int = 64  # examples per step over all train processes (each takes batch_size / processes)
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
@@ -262,6 +262,29 @@ class LoopConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Where generation and training run (one process by default). Results do not depend on these:
+    generation chunks keep their seeds on any worker, and training keeps its global batch."""
+
+    generation_workers: int = 1  # Ray actors, one model replica each; > 1 starts a local Ray unless ray_address
+    ray_address: str = ""  # join this Ray cluster ("auto", "ray://head:10001"); "" = local Ray when workers > 1
+    gpus_per_worker: float = 1.0  # GPUs per generation worker where the cluster has GPUs (vllm: tensor parallel)
+    train_processes: int = 1  # training processes (accelerate launch: DDP, or accelerate_config's FSDP/DeepSpeed)
+    accelerate_config: str = ""  # accelerate config file for train_processes > 1, e.g. configs/fsdp.yaml
+
+    def __post_init__(self):
+        _require(
+            self.generation_workers >= 1, f"distributed.generation_workers must be >= 1, got {self.generation_workers}"
+        )
+        _require(self.train_processes >= 1, f"distributed.train_processes must be >= 1, got {self.train_processes}")
+        _require(self.gpus_per_worker >= 0, f"distributed.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+        _require(
+            self.accelerate_config == "" or Path(self.accelerate_config).is_file(),
+            f"distributed.accelerate_config {shown(self.accelerate_config)} does not exist",
+        )
+
+
+@dataclass
 class Config:
     seed: int = 0
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -269,6 +292,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     report_to: str = "none"  # experiment trackers, comma-separated: none | tensorboard | wandb | mlflow | trackio
 
     def __post_init__(self):
@@ -277,6 +301,11 @@ class Config:
         for name in parse_report_to(self.report_to):
             _choice("", "report_to", name, ("none", *TRACKERS))
         _check_numbers(self, "")
+        _require(
+            self.train.batch_size % self.distributed.train_processes == 0,
+            f"train.batch_size ({self.train.batch_size}) must divide by distributed.train_processes "
+            f"({self.distributed.train_processes}): each process takes an equal share of the same global batch",
+        )
         # log-space: steps_growth ** (iterations - 1) overflows a float long before it is refused
         log_steps = math.log(self.train.first_steps) + (self.loop.iterations - 1) * math.log(self.train.steps_growth)
         _require(

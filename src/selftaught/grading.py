@@ -58,7 +58,7 @@ def grade_file(config: Config, path: str, completion_field: str = "completion", 
     rows = []
     for example, completion in zip(examples, completions, strict=True):
         graded = star.grade(task, example, stop.cut(completion), hinted=False)
-        rows.append({"id": example.id, "gold": example.answer, **{key: graded[key] for key in GRADED_FIELDS}})
+        rows.append({"id": example.id, "gold": example.answer, **{key: getattr(graded, key) for key in GRADED_FIELDS}})
     counts = GradeCounts(
         rows=len(rows),
         correct=sum(r["correct"] for r in rows),

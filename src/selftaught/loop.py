@@ -17,15 +17,18 @@ from pathlib import Path
 from selftaught import runconfig, runs, star
 from selftaught.bounded import printable
 from selftaught.config import Config, ConfigError, config_from_dict
-from selftaught.generation import make_generator
-from selftaught.modelcard import absolute_model_path, write_iteration_cards
-from selftaught.models import load_model, save_model, scheme_name
+from selftaught.generation.workers import ChunkJob, make_workers
+from selftaught.modelcard import write_iteration_cards
+from selftaught.models import absolute_model_path
+from selftaught.samples import Record, Sample, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
-from selftaught.tracking import Tracker, parse_report_to
+from selftaught.tracking import Tracker
+from selftaught.training import ranks
 from selftaught.training.base_model import ensure_base_model
-from selftaught.training.finite import NonFiniteError, check_loss, check_weights
-from selftaught.training.sft import add_lora, encode_pairs, train_sft
+from selftaught.training.finite import NonFiniteError, check_loss
+from selftaught.training.launch import train_in_processes
+from selftaught.training.phase import TrainJob, run_job
 from selftaught.ui import SILENT, Reporter
 from selftaught.versions import library_versions
 
@@ -47,103 +50,93 @@ class Engine:
         self.config, self.run, self.reporter = config, run, reporter
         self.task, self.train_set, self.test_set = data or load_data(config)
         self.base_path = ensure_base_model(config, self.task, reporter)
-        self._generator: tuple[str, object] | None = None
+        self.workers = make_workers(config)  # this process, or a pool of Ray actors
+        # what ran (metrics.json): a phase finished by an earlier session counts as configured now
+        self.used = {"generation_workers": self.workers.count, "train_processes": config.distributed.train_processes}
         self.stop = self.task.stop() if config.generation.stop_at_answer else NO_STOP
-
-    def generator(self, model_path: Path | str):
-        """A generator for the model at ``model_path`` (loaded once, reused across phases)."""
-        if self._generator is None or self._generator[0] != str(model_path):
-            self._generator = None  # free the previous model before loading the next
-            self._generator = (str(model_path), make_generator(model_path, self.config))
-        return self._generator[1]
 
     def sample(
         self, model_path, examples: list[Example], hint: bool, label: str, chunks: Path, greedy: bool = False
-    ) -> list[dict]:
+    ) -> list[Sample]:
         """Generate and grade completions (``num_samples`` each, or one greedy) per example.
 
         Work goes in fixed chunks of ``generation.chunk_size`` examples, each saved atomically under
         ``chunks``; a resumed phase reloads finished chunks. Each chunk has its own seed, so the rows
-        are the same whether or not the phase was interrupted.
+        are the same whether or not the phase was interrupted, and on however many workers it ran.
         """
         g = self.config.generation
         num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
-        rows: list[dict] = []
-        self.generator(model_path)  # load before the progress bar, so a bad model fails cleanly
+        parts = [examples[start : start + g.chunk_size] for start in range(0, len(examples), g.chunk_size)]
+        paths = [chunks / f"chunk_{k:05d}.jsonl" for k in range(len(parts))]
+        jobs = [
+            ChunkJob(
+                k,
+                [self.task.prompt(ex, hint=hint) for ex in part],
+                [self.task.max_new_tokens(ex) for ex in part],
+                num_samples,
+                temperature,
+                g.top_p,
+                self.config.seed + 7919 * k,
+                self.stop,
+            )
+            for k, part in enumerate(parts)
+            if not paths[k].is_file()
+        ]
+        self.workers.load(model_path)  # before the progress bar, so a bad model fails cleanly
         with self.reporter.phase(label, total=len(examples) * num_samples) as advance:
-            for k, start in enumerate(range(0, len(examples), g.chunk_size)):
-                path = chunks / f"chunk_{k:05d}.jsonl"
-                part = examples[start : start + g.chunk_size]
-                if not path.is_file():
-                    prompts = [self.task.prompt(ex, hint=hint) for ex in part]
-                    budgets = [self.task.max_new_tokens(ex) for ex in part]
-                    seed = self.config.seed + 7919 * k
-                    outs = self.generator(model_path).complete(
-                        prompts, budgets, num_samples, temperature, g.top_p, seed, stop=self.stop
-                    )
-                    graded = [
-                        star.grade(self.task, ex, text, hint, j)
-                        for ex, texts in zip(part, outs)
-                        for j, text in enumerate(texts)
-                    ]
-                    runs.atomic_write_jsonl(path, graded)
-                rows += runs.read_jsonl(path, runs.ROW_KEYS)
+            advance((len(examples) - sum(len(job.prompts) for job in jobs)) * num_samples)
+            for result in self.workers.map(model_path, jobs):  # in any order: each chunk is its own file
+                part = parts[result.index]
+                graded = [
+                    star.grade(self.task, ex, text, hint, j)
+                    for ex, texts in zip(part, result.completions)
+                    for j, text in enumerate(texts)
+                ]
+                write_rows(paths[result.index], graded)
                 advance(len(part) * num_samples)
-        return rows
+        return [row for path in paths for row in read_samples(path)]
 
     def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
         """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
         rows = self.sample(model_path, self.test_set, False, label, self.run.scratch(folder, "evaluate"), greedy=True)
-        runs.atomic_write_jsonl(folder / "eval.jsonl", rows)
+        write_rows(folder / "eval.jsonl", rows)
         accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
         return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
 
-    def train(self, init_path: Path | str, records: list[dict], steps: int, folder: Path, label: str) -> None:
-        """Fine-tune the model at ``init_path`` on ``records``; save to ``folder/checkpoint``."""
-        self._generator = None  # training needs the memory more than a cached generator
-        cfg, t = self.config, self.config.train
-        lm = load_model(init_path, cfg.model)
-        model = lm.model
-        lora = cfg.model.lora
-        if lora.enabled:
-            model = add_lora(model, lora.r, lora.alpha, lora.dropout, lora.target_modules)
-        pairs = [(lm.render(r["prompt"]), r["completion"]) for r in records]
-        features = encode_pairs(
-            lm.tokenizer, lm.scheme, pairs, t.max_length, cfg.model.base.max_period, cfg.seed, lm.add_special_tokens
-        )
+    def train(self, init_path: Path | str, steps: int, folder: Path, label: str) -> None:
+        """Fine-tune the model at ``init_path`` on ``folder/train.jsonl``; save to ``folder/checkpoint``."""
+        self.workers.release()  # training needs the memory more than loaded generators
         scratch = self.run.scratch(folder, "train")  # the Trainer deletes old checkpoints in there
+        job = TrainJob(
+            str(init_path), str(folder / "train.jsonl"), steps, str(scratch), str(folder / "logs"), label,
+            self.config.to_dict(),
+        )  # fmt: skip
         with self.reporter.phase(label, total=steps) as advance:
 
             def on_step(step: int, loss: float | None) -> None:
                 check_loss(loss, step, label)
                 advance(1)
 
+            def write(tmp: Path) -> None:
+                log, self.used["train_processes"] = self._train(job, tmp, on_step, folder / "logs")
+                runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
+
             try:
-                log = train_sft(
-                    model, features, lm.tokenizer.pad_token_id, scratch, steps, t, cfg.seed, on_step=on_step,
-                    report_to=parse_report_to(cfg.report_to), logs_dir=folder / "logs",
-                )  # fmt: skip
-                check_weights(model, label)
+                runs.atomic_save_dir(folder / "checkpoint", write)
             except NonFiniteError:
                 runs.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
                 raise
-        runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
-        # an adapter is saved on its own when its base is a plain model folder; otherwise merged
-        # (recorded as an absolute path, so the adapter loads from any directory)
-        adapter_base = absolute_model_path(init_path) if lora.enabled and not _is_adapter(init_path) else None
-        if lora.enabled and adapter_base is None:
-            model = model.merge_and_unload()
 
-        def write(tmp: Path) -> None:
-            save_model(model, lm.tokenizer, scheme_name(lm.scheme), tmp, base_model=adapter_base)
-            if adapter_base and lora.save_merged:
-                save_model(model.merge_and_unload(), lm.tokenizer, scheme_name(lm.scheme), tmp / "merged")
-
-        runs.atomic_save_dir(folder / "checkpoint", write)
-
-
-def _is_adapter(path: Path | str) -> bool:
-    return (Path(str(path)) / "adapter_config.json").is_file()
+    def _train(self, job: TrainJob, out_dir: Path, on_step, logs: Path) -> tuple[list[dict], int]:
+        """Train here, on the ranks of the user's own launch, or on processes we launch; (log, processes)."""
+        d = self.config.distributed
+        if ranks.launched():
+            ranks.send(job)
+            return run_job(job, out_dir, on_step), ranks.world_size()
+        if d.train_processes > 1:
+            log_path = logs / "train_processes.log"
+            return train_in_processes(job, out_dir, d.train_processes, d.accelerate_config, log_path, on_step)
+        return run_job(job, out_dir, on_step), 1
 
 
 def _evaluate_base(engine: Engine) -> dict:
@@ -157,75 +150,104 @@ def _evaluate_base(engine: Engine) -> dict:
     return engine.run.metrics(folder)
 
 
-def _iteration(engine: Engine, n: int) -> dict:
-    """One outer iteration; every phase is skipped if a previous attempt finished it."""
-    cfg, run = engine.config, engine.run
-    folder = run.iteration(n)
-    previous = engine.base_path if n == 1 else run.iteration(n - 1) / "checkpoint"
-    generated = folder / "generated.jsonl"
+class Iteration:
+    """Iteration n's steps; each is skipped if a previous attempt finished it (the run directory records it)."""
 
-    if cfg.loop.mode == "star":
+    def __init__(self, engine: Engine, n: int):
+        self.engine, self.n, self.config, self.run = engine, n, engine.config, engine.run
+        self.folder = engine.run.iteration(n)
+        self.previous = engine.base_path if n == 1 else engine.run.iteration(n - 1) / "checkpoint"  # M_{n-1}
+        self.generated = self.folder / "generated.jsonl"
+        self.records: list[Record] = []
 
-        def generate():
-            chunks = run.scratch(folder, "generate")
-            runs.atomic_write_jsonl(
-                generated, engine.sample(previous, engine.train_set, False, f"iter {n}: generate", chunks)
+    def generate(self) -> list[Sample]:
+        """1. M_{n-1} writes a rationale and an answer for every training question."""
+
+        def work() -> None:
+            chunks = self.run.scratch(self.folder, "generate")
+            label = f"iter {self.n}: generate"
+            write_rows(self.generated, self.engine.sample(self.previous, self.engine.train_set, False, label, chunks))
+
+        self.run.phase(self.folder, "generate", work)
+        # plain rows only: after a kill, rationalize redoes its work and must not find its hinted rows twice
+        return [row for row in read_samples(self.generated) if not row.hinted]
+
+    def filter(self, rows: list[Sample]) -> list[Example]:
+        """2. Keep the samples whose answer is right (and whose steps verify); returns the questions none solved."""
+        return star.needs_rationalization(self.engine.train_set, rows, self.config.loop.filter)
+
+    def rationalize(self, rows: list[Sample], unsolved: list[Example]) -> list[Sample]:
+        """3. Retry the unsolved questions with the answer as a hint; returns every sample of the iteration."""
+
+        def work() -> None:
+            hinted = []
+            if self.config.loop.rationalization and unsolved:
+                chunks = self.run.scratch(self.folder, "rationalize")
+                label = f"iter {self.n}: rationalize"
+                hinted = self.engine.sample(self.previous, unsolved, True, label, chunks)
+            write_rows(self.generated, rows + hinted)
+
+        self.run.phase(self.folder, "rationalize", work)
+        return read_samples(self.generated)
+
+    def train(self, rows: list[Sample]) -> None:
+        """4. Fine-tune M0 (paper) or M_{n-1} on the kept samples, stored with unhinted prompts."""
+        cfg, engine = self.config, self.engine
+        few_shot = cfg.loop.few_shot_in_training
+        if cfg.loop.mode == "star":
+            self.records = star.training_records(engine.task, engine.train_set, rows, cfg.loop.filter, few_shot)
+        else:  # the direct fine-tuning baseline: question -> answer
+            self.records = star.direct_records(engine.task, engine.train_set, few_shot)
+        if not (self.folder / "train.jsonl").is_file():
+            write_rows(self.folder / "train.jsonl", self.records)
+        if not self.records:
+            raise StarError(
+                f"iteration {self.n}: no rationale reached the right answer, so there is nothing to train on; "
+                "check the few-shot prompt and answer extraction with `selftaught eval`"
             )
-
-        engine.run.phase(folder, "generate", generate)
-
-        def rationalize():
-            # plain rows only: a kill after the write below must not add the hinted rows twice
-            rows = [row for row in runs.read_jsonl(generated, runs.ROW_KEYS) if not row["hinted"]]
-            retry = star.needs_rationalization(engine.train_set, rows, cfg.loop.filter)
-            if cfg.loop.rationalization and retry:
-                chunks = run.scratch(folder, "rationalize")
-                rows += engine.sample(previous, retry, True, f"iter {n}: rationalize", chunks)
-            runs.atomic_write_jsonl(generated, rows)
-
-        engine.run.phase(folder, "rationalize", rationalize)
-        rows = runs.read_jsonl(generated, runs.ROW_KEYS)
-        records = star.training_records(
-            engine.task, engine.train_set, rows, cfg.loop.filter, cfg.loop.few_shot_in_training
-        )
-    else:
-        rows, records = [], star.direct_records(engine.task, engine.train_set, cfg.loop.few_shot_in_training)
-    if not (folder / "train.jsonl").is_file():
-        runs.atomic_write_jsonl(folder / "train.jsonl", records)
-
-    steps = cfg.train.steps_for(n)
-    init = engine.base_path if cfg.loop.restart_from_base else previous
-    if not records:
-        raise StarError(
-            f"iteration {n}: no rationale reached the right answer, so there is nothing to train on; "
-            "check the few-shot prompt and answer extraction with `selftaught eval`"
-        )
-    engine.run.phase(folder, "train", lambda: engine.train(init, records, steps, folder, f"iter {n}: train"))
-
-    def evaluate():
-        metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {n}: evaluate")
-        runs.atomic_write_json(
-            folder / "metrics.json",
-            {
-                "iteration": n,
-                **metrics,
-                "num_questions": len(engine.train_set),
-                "num_kept": sum(r["source"] == "generated" for r in records),
-                "num_rationalized": sum(r["source"] == "rationalized" for r in records),
-                "num_train_examples": len(records),
-                "num_kept_unverified": sum(bool(r["correct"]) and not r["verified"] for r in rows),
-                "num_rejected": sum(not star.is_kept(r, cfg.loop.filter) for r in rows),
-                "train_steps": steps,
-                "seconds": {**run.phases(folder)},
-            },
+        init = engine.base_path if cfg.loop.restart_from_base else self.previous
+        label = f"iter {self.n}: train"
+        self.run.phase(
+            self.folder, "train", lambda: engine.train(init, cfg.train.steps_for(self.n), self.folder, label)
         )
 
-    engine.run.phase(folder, "evaluate", evaluate)
-    metrics = run.metrics(folder)
-    metrics["seconds"] = run.phases(folder)  # includes evaluate's own time
-    runs.atomic_write_json(folder / "metrics.json", metrics)
-    write_iteration_cards(cfg, engine.task, engine.test_set, folder, n, metrics, engine.base_path)
-    return metrics
+    def evaluate(self, rows: list[Sample]) -> dict:
+        """5. Greedy accuracy of the new model on the test set; writes metrics.json and the model card."""
+        cfg, engine, folder = self.config, self.engine, self.folder
+
+        def work() -> None:
+            metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {self.n}: evaluate")
+            runs.atomic_write_json(folder / "metrics.json", {"iteration": self.n, **metrics, **self._counts(rows)})
+
+        self.run.phase(folder, "evaluate", work)
+        metrics = self.run.metrics(folder)
+        metrics["seconds"] = self.run.phases(folder)  # includes evaluate's own time
+        runs.atomic_write_json(folder / "metrics.json", metrics)
+        write_iteration_cards(cfg, engine.task, engine.test_set, folder, self.n, metrics, engine.base_path)
+        return metrics
+
+    def _counts(self, rows: list[Sample]) -> dict:
+        return {
+            "num_questions": len(self.engine.train_set),
+            "num_kept": sum(r.source == "generated" for r in self.records),
+            "num_rationalized": sum(r.source == "rationalized" for r in self.records),
+            "num_train_examples": len(self.records),
+            "num_kept_unverified": sum(r.correct and not r.verified for r in rows),
+            "num_rejected": sum(not star.is_kept(r, self.config.loop.filter) for r in rows),
+            "train_steps": self.config.train.steps_for(self.n),
+            "distributed": dict(self.engine.used),
+        }
+
+
+def _iteration(engine: Engine, n: int) -> dict:
+    """One outer iteration of STaR, as the paper's Algorithm 1 reads."""
+    step = Iteration(engine, n)
+    rows: list[Sample] = []  # loop.mode=direct generates nothing
+    if engine.config.loop.mode == "star":
+        rows = step.generate()
+        rows = step.rationalize(rows, step.filter(rows))
+    step.train(rows)
+    return step.evaluate(rows)
 
 
 def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
@@ -310,6 +332,19 @@ def run_star(
     A new run uses ``config`` (default: `Config()`); a resumed run uses the saved config, or ``config``
     if it equals the saved one (or ``force``, for keys that cannot invalidate finished work).
     """
+    if ranks.launched():  # every rank of a user's torchrun / accelerate launch runs this same call
+        ranks.start()
+        if not ranks.is_main_process():
+            ranks.follow()  # train when rank 0 says, until it says the run is over
+            return {}
+        try:
+            return _run_star(config, out_dir, resume, reporter, force)
+        finally:
+            ranks.send(None)
+    return _run_star(config, out_dir, resume, reporter, force)
+
+
+def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter: Reporter, force: bool) -> dict:
     data = None
     if not resume:  # bad task settings or data fail here, before the run directory exists
         config = config or Config()
@@ -325,6 +360,7 @@ def run_star(
 def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:
     start = time.perf_counter()
     tracker = Tracker(config.report_to, run.root, config.to_dict())  # a missing tracker fails before any work
+    engine = None
     try:
         engine = Engine(config, run, reporter, data)
         extra = {
@@ -335,6 +371,8 @@ def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | Non
         extra["versions"] = library_versions()
         return _iterations(engine, extra, tracker, start)
     finally:
+        if engine is not None:
+            engine.workers.release()
         tracker.close()
 
 

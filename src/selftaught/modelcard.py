@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selftaught.config import Config
+from selftaught.models import absolute_model_path
 from selftaught.versions import library_versions
 
 MAX_PROMPT_CHARS = 6000  # a long few-shot prefix is cut in the card (the full text is in the task's files)
@@ -180,25 +181,19 @@ def write_model_card(folder: str | Path, facts: CardFacts) -> Path:
     return path
 
 
-def absolute_model_path(name: str | Path) -> str:
-    """An existing local path made absolute (resolvable from any directory); a hub id as is."""
-    path = Path(str(name)).expanduser()
-    return str(path.resolve()) if path.exists() else str(name)
-
-
 def write_iteration_cards(
     config: Config, task, test_set: list, folder: Path, iteration: int, metrics: dict, base_model: str | Path
 ) -> None:
     """Cards for ``folder/checkpoint`` (and its ``merged/``), from the iteration's files."""
     from selftaught.models import load_tokenizer, use_chat
     from selftaught.models.embedded import load_meta
-    from selftaught.runs import read_jsonl
+    from selftaught.samples import read_samples
 
     checkpoint = folder / "checkpoint"
     meta = load_meta(checkpoint)
-    eval_rows = read_jsonl(folder / "eval.jsonl") if (folder / "eval.jsonl").is_file() else []
+    eval_rows = read_samples(folder / "eval.jsonl") if (folder / "eval.jsonl").is_file() else []
     first = test_set[0]
-    completion = next((r["text"] for r in eval_rows if r["id"] == first.id), "")
+    completion = next((r.text for r in eval_rows if r.id == first.id), "")
     chat = use_chat(load_tokenizer(checkpoint, config.model), config.model, checkpoint)
     adapter = (checkpoint / "adapter_config.json").is_file()
     facts = CardFacts(

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from selftaught import star
 from selftaught.report import _rows, accuracy_png
-from selftaught.runs import atomic_write_text, read_json, read_jsonl
+from selftaught.runs import atomic_write_text, read_json
+from selftaught.samples import Sample, read_samples
 
 SAMPLES_PER_KIND = 3
 MAX_TEXT_CHARS = 1500
@@ -94,34 +95,34 @@ def _table(summary: dict) -> str:
     return "\n".join(out) + "</table>"
 
 
-def rejection_reason(row: dict, gold: str | None) -> str:
+def rejection_reason(row: Sample, gold: str | None) -> str:
     """Why a sample was not kept.
 
-    >>> rejection_reason({"correct": False, "answer": "12", "problem": None}, "13")
+    >>> rejection_reason(Sample("q", False, 0, "...", "12", False, False, None), "13")
     "wrong answer: '12' (expected '13')"
-    >>> rejection_reason({"correct": True, "answer": "13", "problem": "step 2: 7+5 is not 13"}, "13")
+    >>> rejection_reason(Sample("q", False, 0, "...", "13", True, False, "step 2: 7+5 is not 13"), "13")
     'failed step: step 2: 7+5 is not 13'
     """
-    if row.get("correct"):
-        return f"failed step: {row.get('problem') or 'rationale check failed'}"
+    if row.correct:
+        return f"failed step: {row.problem or 'rationale check failed'}"
     expected = f" (expected {gold!r})" if gold is not None else ""
-    if row.get("answer") is None:
+    if row.answer is None:
         return f"no answer found{expected}"
-    return f"wrong answer: {row['answer']!r}{expected}"
+    return f"wrong answer: {row.answer!r}{expected}"
 
 
-def classify(rows: list[dict], filter_mode: str) -> dict[str, list[dict]]:
+def classify(rows: list[Sample], filter_mode: str) -> dict[str, list[Sample]]:
     """Samples split into kept (plain), rationalized (hinted, kept) and rejected (failed the filter)."""
-    kinds: dict[str, list[dict]] = {"kept": [], "rationalized": [], "rejected": []}
+    kinds: dict[str, list[Sample]] = {"kept": [], "rationalized": [], "rejected": []}
     for row in rows:
         if star.is_kept(row, filter_mode):
-            kinds["rationalized" if row["hinted"] else "kept"].append(row)
+            kinds["rationalized" if row.hinted else "kept"].append(row)
         else:
             kinds["rejected"].append(row)
     return kinds
 
 
-def _spread(rows: list[dict], k: int) -> list[dict]:
+def _spread(rows: list[Sample], k: int) -> list[Sample]:
     """``k`` rows spread evenly over the list (deterministic)."""
     if len(rows) <= k:
         return rows
@@ -132,15 +133,15 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + f" [... {len(text) - MAX_TEXT_CHARS} more]"
 
 
-def _sample_html(kind: str, row: dict, examples: dict) -> str:
-    example = examples.get(row["id"])
+def _sample_html(kind: str, row: Sample, examples: dict) -> str:
+    example = examples.get(row.id)
     question = f"<b>question</b> {html.escape(_clip(example.question))} " if example else ""
     gold = example.answer if example else None
     reason = f'<div class="reason">{html.escape(rejection_reason(row, gold))}</div>' if kind == "rejected" else ""
-    hinted = " (with the answer as a hint)" if row["hinted"] else ""
+    hinted = " (with the answer as a hint)" if row.hinted else ""
     return (
-        f'<div class="sample {kind}"><div class="meta">id {html.escape(str(row["id"]))}{hinted}</div>'
-        f"{question}{reason}<pre>{html.escape(_clip(str(row['text'])))}</pre></div>"
+        f'<div class="sample {kind}"><div class="meta">id {html.escape(str(row.id))}{hinted}</div>'
+        f"{question}{reason}<pre>{html.escape(_clip(str(row.text)))}</pre></div>"
     )
 
 
@@ -162,7 +163,7 @@ def _iteration_html(folder: Path, filter_mode: str, examples: dict) -> str:
     generated = folder / "generated.jsonl"
     if not generated.is_file():
         return ""
-    kinds = classify(read_jsonl(generated), filter_mode)
+    kinds = classify(read_samples(generated), filter_mode)
     parts = [f"<h3>{folder.name}</h3>"]
     for kind, rows in kinds.items():
         parts.append(f"<h4>{kind}: {len(rows)} samples</h4>")

@@ -35,6 +35,13 @@ SAFE_ON_RESUME = (
     "model.device",
     "train.save_every_steps",
     "train.gradient_checkpointing",
+    # where work runs: generation output is the same on any number of workers, and the global batch is
+    # the same on any number of training processes
+    "distributed.generation_workers",
+    "distributed.ray_address",
+    "distributed.gpus_per_worker",
+    "distributed.train_processes",
+    "distributed.accelerate_config",
 )
 # what a new run may find in its --out folder: leftovers of a run killed before it wrote its config
 STARTUP_LEFTOVERS = ("run.lock",)

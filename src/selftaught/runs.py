@@ -38,7 +38,6 @@ from selftaught.runlock import RunInUse, RunLock  # noqa: F401  (the lock is par
 
 MAX_JSON_BYTES = 64 << 20  # metrics, phases, summary: kilobytes; a bigger file is damage
 MAX_JSONL_LINE_BYTES = 16 << 20  # one generated row (a rationale), one training record
-ROW_KEYS = ("id", "hinted", "sample", "text", "answer", "correct", "verified", "problem")
 
 
 class RunDirError(ValueError):

@@ -11,86 +11,63 @@ No model here, so each rule of the paper is testable on hand-written rows:
 
 from __future__ import annotations
 
+from selftaught.samples import Record, Sample
 from selftaught.tasks.base import Example, Task
 
 FILTERS = ("answer", "answer+rationale")
 
 
-def grade(task: Task, example: Example, completion: str, hinted: bool, sample: int = 0) -> dict:
+def grade(task: Task, example: Example, completion: str, hinted: bool, sample: int = 0) -> Sample:
     """One row of ``generated.jsonl``."""
     answer = task.extract_answer(completion, example)
     correct = task.check(answer, example)
     problem = task.verify_rationale(example, completion) if correct else None
-    return {
-        "id": example.id,
-        "hinted": hinted,
-        "sample": sample,
-        "text": completion,
-        "answer": answer,
-        "correct": correct,
-        "verified": correct and problem is None,
-        "problem": problem,
-    }
+    return Sample(example.id, hinted, sample, completion, answer, correct, correct and problem is None, problem)
 
 
-def is_kept(row: dict, filter_mode: str) -> bool:
+def is_kept(row: Sample, filter_mode: str) -> bool:
     if filter_mode not in FILTERS:
         raise ValueError(f"unknown filter {filter_mode!r}; choose one of {FILTERS}")
-    return bool(row["correct"]) and (filter_mode == "answer" or bool(row["verified"]))
+    return bool(row.correct) and (filter_mode == "answer" or bool(row.verified))
 
 
-def needs_rationalization(examples: list[Example], rows: list[dict], filter_mode: str) -> list[Example]:
+def needs_rationalization(examples: list[Example], rows: list[Sample], filter_mode: str) -> list[Example]:
     """Examples none of whose plain samples was kept, in dataset order."""
-    solved = {row["id"] for row in rows if not row["hinted"] and is_kept(row, filter_mode)}
+    solved = {row.id for row in rows if not row.hinted and is_kept(row, filter_mode)}
     return [ex for ex in examples if ex.id not in solved]
 
 
 def training_records(
-    task: Task, examples: list[Example], rows: list[dict], filter_mode: str, few_shot: bool = False
-) -> list[dict]:
+    task: Task, examples: list[Example], rows: list[Sample], filter_mode: str, few_shot: bool = False
+) -> list[Record]:
     """Kept samples as (unhinted prompt, completion) records, duplicates removed.
 
     Plain samples come first; a hinted sample counts only for a question with no kept plain one.
     ``few_shot`` keeps the few-shot prefix in the stored prompt (the paper found it helps).
     """
     by_id = {ex.id: ex for ex in examples}
-    solved = {row["id"] for row in rows if not row["hinted"] and is_kept(row, filter_mode)}
+    solved = {row.id for row in rows if not row.hinted and is_kept(row, filter_mode)}
     records, seen = [], set()
-    for row in sorted(rows, key=lambda r: r["hinted"]):  # stable: plain rows first
-        if not is_kept(row, filter_mode) or (row["hinted"] and row["id"] in solved):
+    for row in sorted(rows, key=lambda r: r.hinted):  # stable: plain rows first
+        if not is_kept(row, filter_mode) or (row.hinted and row.id in solved):
             continue
-        key = (row["id"], row["text"])
-        if key in seen:
+        if (row.id, row.text) in seen:
             continue
-        seen.add(key)
-        example = by_id[row["id"]]
-        records.append(
-            {
-                "id": example.id,
-                "prompt": task.prompt(example, hint=False, few_shot=few_shot),
-                "completion": row["text"],
-                "source": "rationalized" if row["hinted"] else "generated",
-            }
-        )
+        seen.add((row.id, row.text))
+        example = by_id[row.id]
+        prompt = task.prompt(example, hint=False, few_shot=few_shot)
+        records.append(Record(example.id, prompt, row.text, "rationalized" if row.hinted else "generated"))
     return records
 
 
-def direct_records(task: Task, examples: list[Example], few_shot: bool = False) -> list[dict]:
+def direct_records(task: Task, examples: list[Example], few_shot: bool = False) -> list[Record]:
     """The direct fine-tuning baseline: question -> answer, no rationale."""
-    return [
-        {
-            "id": ex.id,
-            "prompt": task.prompt(ex, few_shot=few_shot),
-            "completion": task.direct_completion(ex),
-            "source": "direct",
-        }
-        for ex in examples
-    ]
+    return [Record(ex.id, task.prompt(ex, few_shot=few_shot), task.direct_completion(ex), "direct") for ex in examples]
 
 
-def accuracy_by_bucket(task: Task, examples: list[Example], rows: list[dict]) -> tuple[float, dict]:
+def accuracy_by_bucket(task: Task, examples: list[Example], rows: list[Sample]) -> tuple[float, dict]:
     """Overall accuracy and accuracy per bucket from one graded row per example."""
-    correct = {row["id"]: bool(row["correct"]) for row in rows}
+    correct = {row.id: bool(row.correct) for row in rows}
     totals: dict[str, list[int]] = {}
     for ex in examples:
         hit_total = totals.setdefault(task.bucket(ex), [0, 0])

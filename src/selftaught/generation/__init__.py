@@ -97,5 +97,7 @@ def make_generator(model_path, config):
 
         tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
         chat = use_chat(tokenizer, config.model, model_path)
-        return VLLMGenerator(model_path, config.model, partial(render_prompt, tokenizer, chat), config.seed, chat)
+        render = partial(render_prompt, tokenizer, chat)
+        tensor_parallel = max(1, int(config.distributed.gpus_per_worker))  # one engine over a worker's GPUs
+        return VLLMGenerator(model_path, config.model, render, config.seed, chat, tensor_parallel)
     return Generator(load_model(model_path, config.model), g.backend, g.batch_size, g.prefix_cache)

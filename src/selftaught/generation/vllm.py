@@ -44,7 +44,13 @@ class VLLMGenerator:
     """
 
     def __init__(
-        self, path: str | Path, config: ModelConfig, render: Callable[[str], str], seed: int = 0, chat: bool = False
+        self,
+        path: str | Path,
+        config: ModelConfig,
+        render: Callable[[str], str],
+        seed: int = 0,
+        chat: bool = False,
+        tensor_parallel: int = 1,
     ):
         vllm = import_vllm()
         self.vllm, self.render, self.chat = vllm, render, chat
@@ -55,6 +61,7 @@ class VLLMGenerator:
             dtype="bfloat16" if config.dtype == "auto" else config.dtype,
             seed=seed,
             enable_prefix_caching=True,
+            tensor_parallel_size=tensor_parallel,
         )
 
     def complete(

@@ -147,3 +147,9 @@ def save_model(model, tokenizer, scheme_name: str, path: str | Path, base_model:
 
 def scheme_name(scheme) -> str:
     return "digit" if isinstance(scheme, DigitPositions) else "sequential"
+
+
+def absolute_model_path(name: str | Path) -> str:
+    """An existing local path made absolute (resolvable from any directory); a hub id as is."""
+    path = Path(str(name)).expanduser()
+    return str(path.resolve()) if path.exists() else str(name)

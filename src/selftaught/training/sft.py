@@ -169,6 +169,7 @@ def train_sft(
     on_step: Callable[[int, float | None], None] | None = None,
     report_to: list[str] | None = None,
     logs_dir: str | Path | None = None,
+    on_trained: Callable[[Trainer], None] | None = None,
 ) -> list[dict]:
     """Train in place for ``max_steps`` optimizer steps with ``train``'s settings; returns the loss log.
 
@@ -178,6 +179,7 @@ def train_sft(
     ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
     ``logs_dir``, which outlives the scratch ``out_dir``. ``train.packing`` packs each batch's examples
     into rows instead of padding them (`collator_for`); the examples and the loss are the same.
+    ``on_trained(trainer)`` runs on every process after training (FSDP/DeepSpeed gather weights there).
     """
     save_every_steps = train.save_every_steps
     report_to = list(report_to or [])
@@ -208,6 +210,7 @@ def train_sft(
         remove_unused_columns=False,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable weight gets a gradient; skips a graph walk per step
     )
     callbacks = [_Progress(on_step)] if on_step else []
     if "tensorboard" in report_to:
@@ -229,5 +232,7 @@ def train_sft(
         trainer.train(resume_from_checkpoint=last_complete_checkpoint(out_dir) if save_every_steps else None)
     finally:
         model.config.use_cache = use_cache
+    if on_trained:
+        on_trained(trainer)
     model.eval()
     return [entry for entry in trainer.state.log_history if "loss" in entry]

@@ -1,0 +1,181 @@
+"""Where a phase's generation chunks run: in this process, or over a pool of Ray actors.
+
+The unit of work is one chunk of a phase (`ChunkJob`): its prompts, budgets and its own seed. A chunk
+gives the same completions on any worker, so a phase's output does not depend on how many workers ran
+it, and a resumed phase sends only its unfinished chunks. Workers only generate: the driver grades
+each finished chunk and writes it to the run directory, so one process writes the run.
+
+Why Ray Core actors (`ray.util.ActorPool`) rather than Ray Data's ``map_batches`` or its vLLM
+processor: Ray Data cuts a dataset into blocks of its own choosing and streams rows back, while a
+STaR phase needs whole chunks back (each with its seed, saved atomically the moment it is done, so a
+kill loses at most one chunk per worker) and a model replica that stays loaded from one phase's
+chunks to the next. An actor pool is the primitive Ray Data itself schedules on; each actor holds a
+generator (``hf``/``sampler`` on a CPU or GPU, or one vLLM engine spanning ``gpus_per_worker`` GPUs).
+An actor that dies is restarted by Ray and its chunk retried (``max_restarts``, ``max_task_retries``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from selftaught.config import Config, ConfigError
+from selftaught.tasks.stops import NO_STOP, Stop
+
+RESTARTS = 3  # a worker process that dies is restarted this many times, its chunk retried each time
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One chunk of a phase: ``num_samples`` completions for each prompt, drawn with ``seed``."""
+
+    index: int
+    prompts: list[str]
+    max_new_tokens: list[int]
+    num_samples: int
+    temperature: float
+    top_p: float
+    seed: int
+    stop: Stop = NO_STOP
+
+    def run(self, generator) -> list[list[str]]:
+        return generator.complete(
+            self.prompts, self.max_new_tokens, self.num_samples, self.temperature, self.top_p, self.seed, stop=self.stop
+        )
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    index: int
+    completions: list[list[str]]
+    worker_pid: int  # which process made it (a restarted worker has a new one)
+
+
+class LocalWorkers:
+    """Chunks run one after another in this process, on a generator kept between phases."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._loaded: tuple[str, object] | None = None
+        self.count = 1
+
+    def generator(self, model_path: Path | str):
+        from selftaught.generation import make_generator
+
+        if self._loaded is None or self._loaded[0] != str(model_path):
+            self._loaded = None  # free the previous model before loading the next
+            self._loaded = (str(model_path), make_generator(model_path, self.config))
+        return self._loaded[1]
+
+    def load(self, model_path: Path | str) -> None:
+        self.generator(model_path)
+
+    def map(self, model_path: Path | str, jobs: list[ChunkJob]) -> Iterator[ChunkResult]:
+        for job in jobs:
+            yield ChunkResult(job.index, job.run(self.generator(model_path)), os.getpid())
+
+    def release(self) -> None:
+        self._loaded = None
+
+
+class _Worker:
+    """A Ray actor's body: one generator, reloaded only when the model changes."""
+
+    def __init__(self, config: dict):
+        from selftaught.config import config_from_dict
+
+        self.local = LocalWorkers(config_from_dict(config))
+
+    def load(self, model_path: str) -> int:
+        self.local.load(model_path)
+        return os.getpid()
+
+    def run(self, model_path: str, job: ChunkJob) -> ChunkResult:
+        return next(self.local.map(model_path, [job]))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("distributed.generation_workers > 1 needs Ray: pip install 'selftaught[ray]'") from None
+    return ray
+
+
+def start_ray(address: str = ""):
+    """Join ``address``'s cluster, or start a local Ray on this machine; a no-op if already connected."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        import logging
+
+        ray.init(
+            address=address or None,
+            include_dashboard=False,
+            log_to_driver=False,  # workers' library chatter; their errors come back with the failed chunk
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    return ray
+
+
+class RayWorkers:
+    """``count`` Ray actors, each holding one model replica; chunks go to whichever is free."""
+
+    def __init__(self, config: Config):
+        self.config, self.count = config, config.distributed.generation_workers
+        self.ray = start_ray(config.distributed.ray_address)
+        self._actors: list = []
+        self._model: str | None = None
+
+    def _options(self) -> dict:
+        gpus = self.config.distributed.gpus_per_worker if self.ray.cluster_resources().get("GPU", 0) else 0
+        return {
+            "num_cpus": 1,
+            "num_gpus": gpus,
+            "max_restarts": RESTARTS,
+            "max_task_retries": RESTARTS,
+        }
+
+    def load(self, model_path: Path | str) -> list[int]:
+        """Start the actors (if released) and have each load ``model_path``; returns their process ids."""
+        if not self._actors:
+            actor = self.ray.remote(_Worker).options(**self._options())
+            self._actors = [actor.remote(self.config.to_dict()) for _ in range(self.count)]
+        self._model = str(model_path)
+        first: list[int] = []
+        if self.config.generation.backend == "vllm":
+            # one worker first: it merges a LoRA checkpoint into checkpoint/merged, which the others then
+            # load, rather than all of them writing it at once
+            first = [self.ray.get(self._actors[0].load.remote(self._model))]
+        rest = self._actors[len(first) :]
+        return first + self.ray.get([a.load.remote(self._model) for a in rest])
+
+    def map(self, model_path: Path | str, jobs: list[ChunkJob]) -> Iterator[ChunkResult]:
+        """Each job's result as soon as it is done (any order)."""
+        from ray.util import ActorPool
+
+        if not self._actors or self._model != str(model_path):
+            self.load(model_path)
+        pool = ActorPool(self._actors)
+        path = self._model
+        yield from pool.map_unordered(lambda actor, job: actor.run.remote(path, job), jobs)
+
+    def pids(self) -> list[int]:
+        return self.ray.get([a.pid.remote() for a in self._actors])
+
+    def release(self) -> None:
+        """Stop the actors (their models free the memory training needs); `load` starts new ones."""
+        for actor in self._actors:
+            self.ray.kill(actor)
+        self._actors, self._model = [], None
+
+
+def make_workers(config: Config) -> LocalWorkers | RayWorkers:
+    """One process, or a Ray pool when ``distributed.generation_workers`` > 1 or a cluster is named."""
+    d = config.distributed
+    return RayWorkers(config) if d.generation_workers > 1 or d.ray_address else LocalWorkers(config)
