@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from selftaught import runconfig, runs
-from selftaught.config import Config, ConfigError, TrainConfig, load_config
+from selftaught.config import Config, ConfigError, TrainConfig, config_from_dict, load_config
 from selftaught.interrupts import write_failure
 from selftaught.loop import prepare_run_dir, release_run_dir
 from selftaught.samples import read_samples
@@ -142,6 +142,17 @@ def test_saved_config_must_be_complete_and_match_its_digest(tmp_path):
     release_run_dir(run)
     assert used.report_to == "none"
     assert used == config
+    # the same older run, resumed with its own recipe and with a safe change: no spurious difference
+    del older["distributed"]
+    runconfig.save_config(root, older)
+    release_run_dir(prepare_run_dir(config, root, resume=True)[1])
+    more = config_from_dict({**config.to_dict(), "loop": {**config.to_dict()["loop"], "iterations": 3}})
+    used, run = prepare_run_dir(more, root, resume=True, force=True)
+    release_run_dir(run)
+    assert used.loop.iterations == 3
+    # from before digests, without the keys added since: still complete
+    saved.write_text(yaml.safe_dump({k: v for k, v in config.to_dict().items() if k != "distributed"}))
+    release_run_dir(prepare_run_dir(None, root, resume=True)[1])
 
 
 @pytest.mark.parametrize("link", ["iter_001/.chunks", "iter_001/.trainer", "iter_001", "base/metrics.json"])

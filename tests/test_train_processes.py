@@ -34,6 +34,17 @@ def losses(run: Path) -> list[float]:
     return [row["loss"] for row in runs.read_jsonl(run / "iter_001" / "train_log.jsonl")]
 
 
+def no_training_processes_left(run: Path, wait_s: float = 30) -> bool:
+    """True once no launcher or training worker of ``run`` is alive (they stop within seconds)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-f", f"selftaught.training.worker {run}"], capture_output=True, text=True)
+        if found.stdout == "":
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -97,9 +108,7 @@ def test_a_run_killed_in_training_resumes_from_the_trainer_checkpoint(runs_1_and
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # no clean-up: the launch must die with the loop
     proc.wait()
-    time.sleep(2)
-    left = subprocess.run(["pgrep", "-f", f"selftaught.training.worker {trainer}"], capture_output=True, text=True)
-    assert left.stdout == "", "training processes outlived the loop"
+    assert no_training_processes_left(run), "training processes outlived the loop"
     resumed = subprocess.run(
         [sys.executable, "-m", "selftaught.cli", "run", "--resume", str(run), "--quiet"],
         env=env(), capture_output=True, text=True, timeout=600,
@@ -115,17 +124,32 @@ def test_the_users_own_torchrun_launch_trains_on_every_rank(runs_1_and_2):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     recipe = yaml.safe_load((work / "two.yaml").read_text())
     recipe["distributed"]["train_processes"] = 1  # the launch, not the loop, makes the processes
+    recipe["model"]["base"]["cache_dir"] = str(work / "cold")  # M0 is built under the launch too
     (work / "own.yaml").write_text(yaml.safe_dump(recipe))
     out = work / "own"
     done = subprocess.run(
         [torchrun, "--nproc_per_node", "2", "-m", "selftaught.cli", "run", str(work / "own.yaml"), "--out", str(out),
          "--quiet"],
-        env=env(), capture_output=True, text=True, timeout=600,
+        env={**env(), "OMP_NUM_THREADS": "2"},  # as many as the in-process runs: the same M0, to the bit
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run directory:") == 1  # rank 0 alone reports
-    assert losses(out) == pytest.approx(losses(two), abs=EXACT)  # same sharding as our own launch
+    assert any((work / "cold").glob("*/model.safetensors"))
+    assert losses(out) == pytest.approx(losses(two), abs=EXACT)  # same M0, data and sharding as our own launch
     assert runs.read_json(out / "iter_001" / "metrics.json")["distributed"]["train_processes"] == 2
+
+
+def test_divergence_on_two_processes_stops_the_launch_with_one_line(runs_1_and_2):
+    from selftaught.training.finite import NonFiniteError
+
+    work, _, _ = runs_1_and_2
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "learning_rate": 1e30}}
+    diverging = tiny_run_config(work, **settings, distributed={"train_processes": 2})
+    with pytest.raises(NonFiniteError, match=r"iter 1: train: .* training diverged"):
+        run_star(diverging, work / "diverged")
+    assert not (work / "diverged" / "iter_001" / ".trainer").exists()  # no checkpoint of the diverged weights
+    assert no_training_processes_left(work / "diverged")
 
 
 def test_batch_must_split_evenly_over_processes(tmp_path):
@@ -145,3 +169,21 @@ def test_every_shipped_accelerate_config_loads(path):
     assert command[command.index("--config_file") + 1] == str(path) and "--multi_gpu" not in command
     settings = tiny_run_config(path.parent, distributed={"accelerate_config": str(path), "train_processes": 8})
     assert settings.distributed.accelerate_config == str(path)
+
+
+def test_trainer_checkpoints_of_another_process_layout_are_not_resumed(tmp_path):
+    from types import SimpleNamespace
+
+    from selftaught.loop import Engine
+
+    said = []
+    engine = SimpleNamespace(config=tiny_run_config(tmp_path), reporter=SimpleNamespace(log=said.append))
+    scratch = tmp_path / ".trainer"
+    Engine._match_trainer_layout(engine, scratch)
+    (scratch / "checkpoint-4").mkdir()
+    Engine._match_trainer_layout(engine, scratch)  # same layout: the checkpoint stays for the resume
+    assert (scratch / "checkpoint-4").is_dir() and said == []
+    engine.config = tiny_run_config(tmp_path, distributed={"train_processes": 2})
+    Engine._match_trainer_layout(engine, scratch)
+    assert not (scratch / "checkpoint-4").exists() and "another process layout" in said[0]
+    assert runs.read_json(scratch / "layout.json")["train_processes"] == 2

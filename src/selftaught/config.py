@@ -114,9 +114,33 @@ class DataConfig:
 
 
 @dataclass
+class WordProblemsConfig:
+    """Generated multi-step word problems in GSM8K's format (task.name=word_problems)."""
+
+    train_steps: list[int] = field(default_factory=lambda: [2, 3, 4, 5])  # operations per problem
+    test_steps: list[int] = field(default_factory=lambda: [2, 3, 4, 5])
+    train_per_step: int = 500  # training problems per step count
+    test_per_step: int = 100
+    max_number: int = 50  # numbers in the stories are at most this (results stay under 1000)
+    few_shot_examples: int = 4  # solved 2-step problems in the prompt
+
+    def __post_init__(self):
+        for name in ("train_steps", "test_steps"):
+            steps = getattr(self, name)
+            _require(
+                isinstance(steps, list) and steps and all(isinstance(n, int) and 1 <= n <= 12 for n in steps),
+                f"task.word_problems.{name} must be a non-empty list of step counts in 1..12, got {shown(steps)}",
+            )
+        for name in ("train_per_step", "test_per_step", "few_shot_examples"):
+            _require(getattr(self, name) >= 1, f"task.word_problems.{name} must be >= 1, got {getattr(self, name)}")
+        _require(5 <= self.max_number <= 200, f"task.word_problems.max_number must be in 5..200, got {self.max_number}")
+
+
+@dataclass
 class TaskConfig:
-    name: str = "arithmetic"  # arithmetic | gsm8k | commonsenseqa | jsonl | package.module:Class
+    name: str = "arithmetic"  # arithmetic | gsm8k | commonsenseqa | jsonl | word_problems | package.module:Class
     arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+    word_problems: WordProblemsConfig = field(default_factory=WordProblemsConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):

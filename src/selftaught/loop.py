@@ -11,15 +11,17 @@ Each phase records completion in the run directory, so ``resume`` redoes only un
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from pathlib import Path
 
 from selftaught import runconfig, runs, star
-from selftaught.bounded import printable
-from selftaught.config import Config, ConfigError, config_from_dict
+from selftaught.config import Config
 from selftaught.generation.workers import ChunkJob, make_workers
 from selftaught.modelcard import write_iteration_cards
 from selftaught.models import absolute_model_path
+from selftaught.runconfig import prepare_run_dir, release_run_dir
 from selftaught.samples import Record, Sample, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
@@ -107,6 +109,7 @@ class Engine:
         """Fine-tune the model at ``init_path`` on ``folder/train.jsonl``; save to ``folder/checkpoint``."""
         self.workers.release()  # training needs the memory more than loaded generators
         scratch = self.run.scratch(folder, "train")  # the Trainer deletes old checkpoints in there
+        self._match_trainer_layout(scratch)
         job = TrainJob(
             str(init_path), str(folder / "train.jsonl"), steps, str(scratch), str(folder / "logs"), label,
             self.config.to_dict(),
@@ -127,10 +130,25 @@ class Engine:
                 runs.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
                 raise
 
+    def _match_trainer_layout(self, scratch: Path) -> None:
+        """Trainer checkpoints resume only on the process layout that wrote them (FSDP and DeepSpeed shard
+        their optimizer states by process): after a change of layout, the phase starts over."""
+        d = self.config.distributed
+        processes = ranks.world_size() if ranks.launched() else d.train_processes
+        layout = {"train_processes": processes, "accelerate_config": d.accelerate_config}
+        path = scratch / "layout.json"
+        if path.is_file() and runs.read_json(path) != layout and any(scratch.glob("checkpoint-*")):
+            self.reporter.log(f"{scratch}: Trainer checkpoints from another process layout; training starts over")
+            for old in scratch.glob("checkpoint-*"):
+                shutil.rmtree(old)
+        scratch.mkdir(parents=True, exist_ok=True)
+        runs.atomic_write_json(path, layout)
+
     def _train(self, job: TrainJob, out_dir: Path, on_step, logs: Path) -> tuple[list[dict], int]:
         """Train here, on the ranks of the user's own launch, or on processes we launch; (log, processes)."""
         d = self.config.distributed
         if ranks.launched():
+            ranks.check_layout(self.config)
             ranks.send(job)
             return run_job(job, out_dir, on_step), ranks.world_size()
         if d.train_processes > 1:
@@ -264,62 +282,6 @@ def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
     return all(gain < min_improvement for gain in recent)
 
 
-def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, force: bool = False):
-    """Lock the run directory and settle the config: a new run saves it, a resumed run reuses it.
-
-    A new run needs an absent or empty ``out_dir``. A resumed run's saved config must be complete and
-    match its digest; resuming with a different ``config`` is refused with the differing keys listed,
-    unless ``force``, and even then for keys that would invalidate finished work. Nothing inside the
-    directory may be a symbolic link. The lock is held until `release_run_dir` or process exit.
-    """
-    run = runs.RunDir(out_dir)
-    shown = printable(str(run.root))
-    if shown != str(run.root):
-        raise ConfigError(f"run directory {shown} is not valid UTF-8; use a UTF-8 name")
-    if resume and not (run.root / "config.yaml").is_file():
-        raise ConfigError(f"cannot resume: {shown}/config.yaml does not exist")
-    if not resume:
-        runconfig.check_fresh(run.root)  # before creating anything in a folder that is not ours
-    try:
-        run.root.mkdir(parents=True, exist_ok=True)
-        runs.refuse_symlinks(run.root)
-        lock = runs.RunLock(run.root)
-        lock.acquire()
-    except OSError as err:
-        raise ConfigError(f"output directory {shown} is not writable: {err.strerror or err}") from None
-    try:
-        config = _settle_config(config, run, resume, force)
-    except BaseException:
-        lock.release()
-        raise
-    return config, run
-
-
-def _settle_config(config: Config | None, run: runs.RunDir, resume: bool, force: bool) -> Config:
-    """With the lock held: check the directory again (another process may have raced us), then the config."""
-    runs.refuse_symlinks(run.root)
-    if not resume:
-        runconfig.check_fresh(run.root)
-        runconfig.save_config(run.root, config.to_dict())
-        return config
-    runs.sweep_temp(run.root)  # leftovers of a writer killed mid-write; we hold the lock
-    old = runconfig.load_saved_config(run.root)
-    if config is None:
-        return config_from_dict(old)
-    changes = runconfig.config_diff(old, config.to_dict())
-    if not changes:
-        return config
-    if not force:
-        raise ConfigError(f"config differs from the saved run ({'; '.join(changes)}); pass --force to use it")
-    runconfig.check_forced_changes(run.root, old, config.to_dict())
-    runconfig.save_config(run.root, config.to_dict())
-    return config
-
-
-def release_run_dir(run: runs.RunDir) -> None:
-    runs.RunLock(run.root).release()
-
-
 def run_star(
     config: Config | None = None,
     out_dir: str | Path = "runs/default",
@@ -338,9 +300,13 @@ def run_star(
             ranks.follow()  # train when rank 0 says, until it says the run is over
             return {}
         try:
-            return _run_star(config, out_dir, resume, reporter, force)
-        finally:
-            ranks.send(None)
+            summary = _run_star(config, out_dir, resume, reporter, force)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that ended the run is the one to report
+                ranks.send(None)
+            raise
+        ranks.send(None)
+        return summary
     return _run_star(config, out_dir, resume, reporter, force)
 
 

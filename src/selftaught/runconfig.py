@@ -4,7 +4,8 @@
 ``--resume`` the file must parse, hold every key, and match its digest: a truncated or hand-edited
 config would otherwise silently become another experiment (a missing key takes its default). Changes
 go through ``--set key=value --force``, which may change only keys that cannot invalidate finished
-work (`SAFE_ON_RESUME`) once the run has results.
+work (`SAFE_ON_RESUME`) once the run has results. `prepare_run_dir` locks a run directory and settles
+its config before any work.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from selftaught import runs
 from selftaught.bounded import printable, shown
 from selftaught.config import Config, ConfigError, config_from_dict, read_yaml_file
 from selftaught.runs import RunDir, RunDirError, atomic_write_text
@@ -81,6 +83,14 @@ def missing_keys(schema: dict, data, prefix: str = "") -> list[str]:
     return missing
 
 
+# keys added after config digests existed: a run started before them has an undigested config without them
+ADDED_AFTER_DIGESTS = ("distributed", "task.word_problems")
+
+
+def _added_later(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in ADDED_AFTER_DIGESTS)
+
+
 def load_saved_config(root: str | Path) -> dict:
     """The saved config of the run in ``root``, as a dict, after every check; `ConfigError` names the file."""
     path = Path(root) / CONFIG_FILE
@@ -91,7 +101,7 @@ def load_saved_config(root: str | Path) -> dict:
     recorded = _recorded_digest(path)
     intact = recorded is not None and recorded == config_digest(data)
     # an intact file may lack keys that a later selftaught version added: those take their defaults
-    missing = [] if intact else missing_keys(Config().to_dict(), data)
+    missing = [] if intact else [k for k in missing_keys(Config().to_dict(), data) if not _added_later(k)]
     if missing:
         listed = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise ConfigError(
@@ -107,7 +117,7 @@ def load_saved_config(root: str | Path) -> dict:
             f"{label} no longer matches the sha256 recorded when the run started (edited or damaged); "
             "restore it, and pass changes as --set key=value --force"
         )
-    return data
+    return config_from_dict(data).to_dict()  # keys added since the run started take their defaults
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
@@ -194,4 +204,68 @@ def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / CONFIG_FILE).is_file()
 
 
-__all__ = ["RunDirError", "load_saved_config", "save_config", "check_fresh", "check_forced_changes"]
+__all__ = [
+    "RunDirError",
+    "load_saved_config",
+    "save_config",
+    "check_fresh",
+    "check_forced_changes",
+    "prepare_run_dir",
+    "release_run_dir",
+]
+
+
+def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, force: bool = False):
+    """Lock the run directory and settle the config: a new run saves it, a resumed run reuses it.
+
+    A new run needs an absent or empty ``out_dir``. A resumed run's saved config must be complete and
+    match its digest; resuming with a different ``config`` is refused with the differing keys listed,
+    unless ``force``, and even then for keys that would invalidate finished work. Nothing inside the
+    directory may be a symbolic link. The lock is held until `release_run_dir` or process exit.
+    """
+    run = runs.RunDir(out_dir)
+    shown = printable(str(run.root))
+    if shown != str(run.root):
+        raise ConfigError(f"run directory {shown} is not valid UTF-8; use a UTF-8 name")
+    if resume and not (run.root / "config.yaml").is_file():
+        raise ConfigError(f"cannot resume: {shown}/config.yaml does not exist")
+    if not resume:
+        check_fresh(run.root)  # before creating anything in a folder that is not ours
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+        runs.refuse_symlinks(run.root)
+        lock = runs.RunLock(run.root)
+        lock.acquire()
+    except OSError as err:
+        raise ConfigError(f"output directory {shown} is not writable: {err.strerror or err}") from None
+    try:
+        config = _settle_config(config, run, resume, force)
+    except BaseException:
+        lock.release()
+        raise
+    return config, run
+
+
+def _settle_config(config: Config | None, run: runs.RunDir, resume: bool, force: bool) -> Config:
+    """With the lock held: check the directory again (another process may have raced us), then the config."""
+    runs.refuse_symlinks(run.root)
+    if not resume:
+        check_fresh(run.root)
+        save_config(run.root, config.to_dict())
+        return config
+    runs.sweep_temp(run.root)  # leftovers of a writer killed mid-write; we hold the lock
+    old = load_saved_config(run.root)
+    if config is None:
+        return config_from_dict(old)
+    changes = config_diff(old, config.to_dict())
+    if not changes:
+        return config
+    if not force:
+        raise ConfigError(f"config differs from the saved run ({'; '.join(changes)}); pass --force to use it")
+    check_forced_changes(run.root, old, config.to_dict())
+    save_config(run.root, config.to_dict())
+    return config
+
+
+def release_run_dir(run: runs.RunDir) -> None:
+    runs.RunLock(run.root).release()

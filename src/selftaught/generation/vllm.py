@@ -62,6 +62,9 @@ class VLLMGenerator:
             seed=seed,
             enable_prefix_caching=True,
             tensor_parallel_size=tensor_parallel,
+            # inside a Ray actor, vLLM's default (a Ray executor) would ask the cluster for more GPUs than
+            # the actor holds; its own processes use the actor's
+            distributed_executor_backend="mp" if tensor_parallel > 1 else None,
         )
 
     def complete(

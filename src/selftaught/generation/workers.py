@@ -77,7 +77,19 @@ class LocalWorkers:
             yield ChunkResult(job.index, job.run(self.generator(model_path)), os.getpid())
 
     def release(self) -> None:
+        """Drop the generator and hand its memory back (the caching allocator keeps GPU memory otherwise)."""
         self._loaded = None
+        free_memory()
+
+
+def free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _Worker:
@@ -97,6 +109,9 @@ class _Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def close(self) -> None:
+        self.local.release()
 
 
 def import_ray():
@@ -133,7 +148,13 @@ class RayWorkers:
         self._model: str | None = None
 
     def _options(self) -> dict:
-        gpus = self.config.distributed.gpus_per_worker if self.ray.cluster_resources().get("GPU", 0) else 0
+        cluster_gpus = self.ray.cluster_resources().get("GPU", 0)
+        gpus = self.config.distributed.gpus_per_worker if cluster_gpus else 0
+        if gpus * self.count > cluster_gpus > 0:  # Ray would wait for them forever
+            raise ConfigError(
+                f"distributed.generation_workers ({self.count}) x gpus_per_worker ({gpus:g}) needs more GPUs than "
+                f"the Ray cluster has ({cluster_gpus:g})"
+            )
         return {
             "num_cpus": 1,
             "num_gpus": gpus,
@@ -145,21 +166,19 @@ class RayWorkers:
         """Start the actors (if released) and have each load ``model_path``; returns their process ids."""
         if not self._actors:
             actor = self.ray.remote(_Worker).options(**self._options())
-            self._actors = [actor.remote(self.config.to_dict()) for _ in range(self.count)]
-        self._model = str(model_path)
-        first: list[int] = []
+            self._actors = [actor.remote(_worker_config(self.config)) for _ in range(self.count)]
+        self._model = _absolute(model_path)  # an actor on another node starts in another folder
         if self.config.generation.backend == "vllm":
-            # one worker first: it merges a LoRA checkpoint into checkpoint/merged, which the others then
-            # load, rather than all of them writing it at once
-            first = [self.ray.get(self._actors[0].load.remote(self._model))]
-        rest = self._actors[len(first) :]
-        return first + self.ray.get([a.load.remote(self._model) for a in rest])
+            from selftaught.generation.vllm import merged_weights
+
+            merged_weights(self._model, self.config.model)  # a LoRA checkpoint merged here, once: one writer
+        return self.ray.get([a.load.remote(self._model) for a in self._actors])
 
     def map(self, model_path: Path | str, jobs: list[ChunkJob]) -> Iterator[ChunkResult]:
         """Each job's result as soon as it is done (any order)."""
         from ray.util import ActorPool
 
-        if not self._actors or self._model != str(model_path):
+        if not self._actors or self._model != _absolute(model_path):
             self.load(model_path)
         pool = ActorPool(self._actors)
         path = self._model
@@ -169,10 +188,28 @@ class RayWorkers:
         return self.ray.get([a.pid.remote() for a in self._actors])
 
     def release(self) -> None:
-        """Stop the actors (their models free the memory training needs); `load` starts new ones."""
+        """Stop the actors, their models' memory freed first (training needs it); `load` starts new ones."""
+        if self._actors:
+            try:  # ray.kill alone returns before the memory is free
+                self.ray.get([a.close.remote() for a in self._actors], timeout=120)
+            except Exception:  # noqa: BLE001  (a dead actor has nothing left to free)
+                pass
         for actor in self._actors:
             self.ray.kill(actor)
         self._actors, self._model = [], None
+
+
+def _absolute(path: Path | str) -> str:
+    from selftaught.models import absolute_model_path
+
+    return absolute_model_path(path)
+
+
+def _worker_config(config: Config) -> dict:
+    """The config an actor rebuilds: training settings with local paths are not its business."""
+    data = config.to_dict()
+    data["distributed"]["accelerate_config"] = ""
+    return data
 
 
 def make_workers(config: Config) -> LocalWorkers | RayWorkers:

@@ -33,7 +33,23 @@ def _jsonl(config: Config) -> Task:
     return JsonlTask(config.task.data)
 
 
-REGISTRY = {"arithmetic": _arithmetic, "gsm8k": _gsm8k, "commonsenseqa": _commonsenseqa, "jsonl": _jsonl}
+def _word_problems(config: Config) -> Task:
+    from selftaught.tasks.word_problems import WordProblemSettings, WordProblemTask
+
+    c = config.task.word_problems
+    settings = WordProblemSettings(
+        c.train_steps, c.test_steps, c.train_per_step, c.test_per_step, c.max_number, c.few_shot_examples, config.seed
+    )
+    return WordProblemTask(settings, config.task.data)
+
+
+REGISTRY = {
+    "arithmetic": _arithmetic,
+    "gsm8k": _gsm8k,
+    "commonsenseqa": _commonsenseqa,
+    "jsonl": _jsonl,
+    "word_problems": _word_problems,
+}
 
 
 TASK_METHODS = tuple(n for n in dir(Task) if not n.startswith("_") and callable(getattr(Task, n)))

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from selftaught.config import Config, TrainConfig
@@ -69,6 +72,8 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
     path = Path(c.cache_dir) / base_key(config)
     if (path / "config.json").is_file():
         return path
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _train_alone(config, path, reporter)
     tokenizer = build_char_tokenizer()
     scheme = make_scheme(c.positions, tokenizer)
     model = build_tiny_llama(tokenizer, c.num_layers, c.hidden_size, c.num_heads, 512, config.seed)
@@ -96,3 +101,33 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
     shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
     return path
+
+
+def _train_alone(config: Config, path: Path, reporter) -> Path:
+    """Rank 0 of a multi-process launch: train M0 in a process of its own, outside the launch.
+
+    In this process the Trainer would join the launch's process group and wait for ranks that are
+    waiting for a training job of the loop, not for M0.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in LAUNCH_ENV and not k.startswith(("TORCHELASTIC_", "ACCELERATE_"))
+    }
+    reporter.log("base model M0: training it in a separate process (this is a multi-process launch)")
+    command = [sys.executable, "-m", "selftaught.training.base_model"]
+    subprocess.run(command, input=json.dumps(config.to_dict()), text=True, env=env, check=True)
+    return path
+
+
+LAUNCH_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+              "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")  # fmt: skip
+
+
+if __name__ == "__main__":  # `_train_alone`'s process: the config as JSON on stdin
+    from selftaught.config import config_from_dict
+    from selftaught.tasks import make_task
+    from selftaught.ui import SILENT
+
+    settings = config_from_dict(json.loads(sys.stdin.read()))
+    ensure_base_model(settings, make_task(settings), SILENT)

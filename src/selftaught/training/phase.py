@@ -86,11 +86,19 @@ def run_job(
 
 
 def _gather_sharded(trainer) -> dict:
-    """The full state dict of an FSDP or DeepSpeed model, on the main process (a collective: every
-    process calls it); {} for DDP and one process, whose model is whole already."""
-    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
-        return {}
-    return trainer.accelerator.get_state_dict(trainer.model_wrapped) or {}
+    """The full state dict of an FSDP or ZeRO-3 model, on the main process (a collective: every process
+    calls it); {} for one process, DDP and ZeRO-1/2, whose processes each hold the whole model."""
+    deepspeed = getattr(trainer, "is_deepspeed_enabled", False)
+    if deepspeed:
+        stage = trainer.accelerator.state.deepspeed_plugin.zero_stage
+        state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if stage == 3 else None
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()  # else every later from_pretrained (M0, evaluation) partitions alone, and hangs
+        return state or {}
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return trainer.accelerator.get_state_dict(trainer.model_wrapped) or {}
+    return {}
 
 
 def _whole_model(init_path: str, config: Config, state: dict):

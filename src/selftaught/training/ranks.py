@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from selftaught.training.finite import NonFiniteError, check_loss
 from selftaught.training.phase import TrainJob, is_main_process, run_job, world_size
 
-__all__ = ["follow", "is_main_process", "launched", "send", "start", "world_size"]
+__all__ = ["check_layout", "follow", "is_main_process", "launched", "send", "start", "world_size"]
 
 WAIT_FOR_JOB = timedelta(days=30)  # a generation phase on a large dataset takes hours; rank 0 may be slow
 _control = None
@@ -51,10 +52,34 @@ def send(job: TrainJob | None) -> None:
 
 
 def follow() -> None:
-    """Ranks > 0: train each job rank 0 sends, until it says the run is over."""
+    """Ranks > 0: train each job rank 0 sends, until it says the run is over.
+
+    Every rank sees the same (all-reduced) logged loss, so all of them stop at the same step when it is
+    not finite; rank 0 reports it, and the others wait for its next word.
+    """
     assert not is_main_process()
     while (job := _broadcast(None)) is not None:
-        run_job(job, None)
+        try:
+            run_job(job, None, on_step=lambda step, loss: check_loss(loss, step, job.label))
+        except NonFiniteError:
+            continue
+
+
+def check_layout(config) -> None:
+    """Rank 0, before a job: settings that a launcher of the user's own cannot honour are refused."""
+    from selftaught.config import ConfigError
+
+    if config.distributed.accelerate_config:
+        raise ConfigError(
+            "distributed.accelerate_config applies to the processes selftaught launches (train_processes > 1); "
+            "under your own launcher give it to the launcher: accelerate launch --config_file "
+            f"{config.distributed.accelerate_config} -m selftaught.cli run ..."
+        )
+    if config.train.batch_size % world_size():
+        raise ConfigError(
+            f"train.batch_size ({config.train.batch_size}) must divide by the launch's {world_size()} processes: "
+            "each takes an equal share of the same global batch"
+        )
 
 
 def start() -> None:

@@ -210,7 +210,8 @@ def train_sft(
         remove_unused_columns=False,
         disable_tqdm=True,
         dataloader_num_workers=0,
-        ddp_find_unused_parameters=False,  # every trainable weight gets a gradient; skips a graph walk per step
+        # dense models give every trainable weight a gradient each step; skips a graph walk per step (MoE: set True)
+        ddp_find_unused_parameters=False,
     )
     callbacks = [_Progress(on_step)] if on_step else []
     if "tensorboard" in report_to:
