@@ -79,3 +79,58 @@ def test_numbers_stay_bounded():
 def test_bad_settings_name_the_key(settings, fragment):
     with pytest.raises(ConfigError, match=fragment):
         task(**settings)
+
+
+def test_m0_pretraining_text_is_q_a_blocks_of_easy_problems_never_a_task_question():
+    from selftaught.training.text_base_model import pretraining_documents
+
+    config = config_from_dict(
+        {
+            "task": {"name": "word_problems", "word_problems": {"train_per_step": 20, "test_per_step": 20}},
+            "model": {"base": {"steps": 10, "batch_size": 4}},
+        }
+    )
+    t = make_task(config)
+    documents = pretraining_documents(config, t)
+    assert len(documents) == 40
+    questions = [line[3:] for doc in documents for line in doc.split("\n") if line.startswith("Q: ")]
+    assert len(questions) >= 3 * len(documents)
+    assert not set(questions) & {ex.question for ex in t.load("train") + t.load("test")}
+    steps = [doc.count("<<") for doc in documents]
+    answers = [doc.count("####") for doc in documents]
+    assert all(answers[k] <= s <= 2 * answers[k] for k, s in enumerate(steps))  # 1 or 2 steps per problem
+
+
+def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
+    from selftaught import runs
+    from selftaught.loop import run_star
+
+    config = config_from_dict(
+        {
+            "task": {
+                "name": "word_problems",
+                "word_problems": {"train_steps": [1, 2], "test_steps": [1, 2], "train_per_step": 16, "test_per_step": 8,
+                                  "max_number": 5, "pretrain_steps": [1], "pretrain_max_number": 5},
+            },
+            "model": {
+                "name_or_path": "embedded",
+                "chat_template": "off",
+                "base": {"num_layers": 2, "hidden_size": 64, "steps": 150, "batch_size": 8, "learning_rate": 3e-3,
+                         "cache_dir": str(tmp_path / "cache")},
+            },
+            "generation": {"backend": "hf", "batch_size": 16},
+            "train": {"first_steps": 4, "batch_size": 8, "save_every_steps": 0},
+            "loop": {"iterations": 1, "patience": 0, "filter": "answer"},
+        }
+    )  # fmt: skip
+    summary = run_star(config, tmp_path / "run")
+    m0 = next((tmp_path / "cache").glob("text-*"))
+    assert (m0 / "tokenizer.json").is_file() and (m0 / "model.safetensors").is_file()
+    generated = runs.read_jsonl(tmp_path / "run" / "iter_001" / "generated.jsonl")
+    assert len([r for r in generated if not r["hinted"]]) == 32
+    assert all("\nQ:" not in r["text"] for r in generated)  # cut at the next few-shot block
+    assert set(summary["base"]["accuracy_by_bucket"]) == {"1", "2"}
+    assert summary["base"]["accuracy_by_bucket"]["1"] > 0  # the pretrained M0 solves some 1-step problems
+    kept = runs.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
+    assert any("<<" in r["completion"] and "####" in r["completion"] for r in kept)  # rationales were kept
+    assert (tmp_path / "run" / "iter_001" / "checkpoint" / "model.safetensors").is_file()

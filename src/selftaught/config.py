@@ -123,9 +123,13 @@ class WordProblemsConfig:
     test_per_step: int = 100
     max_number: int = 50  # numbers in the stories are at most this (results stay under 1000)
     few_shot_examples: int = 4  # solved 2-step problems in the prompt
+    # the embedded M0 (model.name_or_path=embedded) is pretrained on text of solved easy problems
+    pretrain_steps: list[int] = field(default_factory=lambda: [1, 2])  # operations per pretraining problem
+    pretrain_max_number: int = 20
+    vocab_size: int = 512  # its BPE tokenizer, trained on that text
 
     def __post_init__(self):
-        for name in ("train_steps", "test_steps"):
+        for name in ("train_steps", "test_steps", "pretrain_steps"):
             steps = getattr(self, name)
             _require(
                 isinstance(steps, list) and steps and all(isinstance(n, int) and 1 <= n <= 12 for n in steps),
@@ -133,7 +137,13 @@ class WordProblemsConfig:
             )
         for name in ("train_per_step", "test_per_step", "few_shot_examples"):
             _require(getattr(self, name) >= 1, f"task.word_problems.{name} must be >= 1, got {getattr(self, name)}")
-        _require(5 <= self.max_number <= 200, f"task.word_problems.max_number must be in 5..200, got {self.max_number}")
+        for name in ("max_number", "pretrain_max_number"):
+            value = getattr(self, name)
+            _require(5 <= value <= 200, f"task.word_problems.{name} must be in 5..200, got {value}")
+        _require(
+            300 <= self.vocab_size <= 50000,
+            f"task.word_problems.vocab_size must be in 300..50000, got {self.vocab_size}",
+        )
 
 
 @dataclass

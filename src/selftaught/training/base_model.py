@@ -66,14 +66,27 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
     """Path of M0: the cached embedded model (trained now if missing) or the configured model."""
     if config.model.name_or_path != "embedded":
         return config.model.name_or_path
-    if not isinstance(task, ArithmeticTask):
-        raise ValueError("model.name_or_path=embedded is trained on arithmetic; set a real model for other tasks")
-    c = config.model.base
-    path = Path(c.cache_dir) / base_key(config)
+    if task.name == "word_problems":
+        from selftaught.training.text_base_model import pretrain_text_model, text_base_key
+
+        path, train = Path(config.model.base.cache_dir) / f"text-{text_base_key(config)}", pretrain_text_model
+    elif isinstance(task, ArithmeticTask):
+        path, train = Path(config.model.base.cache_dir) / base_key(config), _train_arithmetic_model
+    else:
+        raise ValueError(
+            "model.name_or_path=embedded is built for task.name=arithmetic or word_problems; "
+            "set a real model for other tasks"
+        )
     if (path / "config.json").is_file():
         return path
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return _train_alone(config, path, reporter)
+    train(config, task, path, reporter)
+    return path
+
+
+def _train_arithmetic_model(config: Config, task: ArithmeticTask, path: Path, reporter) -> None:
+    c = config.model.base
     tokenizer = build_char_tokenizer()
     scheme = make_scheme(c.positions, tokenizer)
     model = build_tiny_llama(tokenizer, c.num_layers, c.hidden_size, c.num_heads, 512, config.seed)
@@ -100,7 +113,6 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
     check_weights(model, label)  # a diverged M0 must not be cached for every later run
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
     shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
-    return path
 
 
 def _train_alone(config: Config, path: Path, reporter) -> Path:
