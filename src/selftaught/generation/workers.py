@@ -78,18 +78,10 @@ class LocalWorkers:
 
     def release(self) -> None:
         """Drop the generator and hand its memory back (the caching allocator keeps GPU memory otherwise)."""
+        from selftaught.models import free_memory
+
         self._loaded = None
         free_memory()
-
-
-def free_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class _Worker:

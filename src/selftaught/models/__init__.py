@@ -149,6 +149,15 @@ def scheme_name(scheme) -> str:
     return "digit" if isinstance(scheme, DigitPositions) else "sequential"
 
 
+def free_memory() -> None:
+    """Hand freed tensors' memory back (PyTorch's caching allocator keeps GPU memory otherwise)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def absolute_model_path(name: str | Path) -> str:
     """An existing local path made absolute (resolvable from any directory); a hub id as is."""
     path = Path(str(name)).expanduser()

@@ -93,7 +93,15 @@ def _train_arithmetic_model(config: Config, task: ArithmeticTask, path: Path, re
     features = encode_pairs(
         tokenizer, scheme, base_training_pairs(config, task), max_period=c.max_period, seed=config.seed
     )
-    label = "base model M0: train"
+    train_and_cache(model, tokenizer, features, config, path, c.positions, reporter, "base model M0: train")
+
+
+def train_and_cache(
+    model, tokenizer, features: list[dict], config: Config, path: Path, positions: str, reporter, label: str,
+    max_length: int = 2048,
+) -> None:  # fmt: skip
+    """Train M0 with ``model.base``'s settings and save it at ``path`` (the cache); its checkpoints go beside it."""
+    c = config.model.base
 
     def on_step(step: int, loss: float | None) -> None:
         check_loss(loss, step, label)
@@ -104,15 +112,14 @@ def _train_arithmetic_model(config: Config, task: ArithmeticTask, path: Path, re
         learning_rate=c.learning_rate,
         save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
         packing=config.train.packing,
+        max_length=max_length,
     )
+    scratch = path.parent / f".trainer-{path.name}"
     with reporter.phase(label, total=c.steps) as advance:
-        train_sft(
-            model, features, tokenizer.pad_token_id, path.parent / f".trainer-{path.name}", c.steps, settings,
-            seed=config.seed, on_step=on_step,
-        )  # fmt: skip
+        train_sft(model, features, tokenizer.pad_token_id, scratch, c.steps, settings, config.seed, on_step=on_step)
     check_weights(model, label)  # a diverged M0 must not be cached for every later run
-    atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, c.positions, tmp))
-    shutil.rmtree(path.parent / f".trainer-{path.name}", ignore_errors=True)
+    atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, positions, tmp))
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _train_alone(config: Config, path: Path, reporter) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from selftaught.config import Config, config_from_dict
-from selftaught.models import absolute_model_path, load_model, save_model, scheme_name
+from selftaught.models import absolute_model_path, free_memory, load_model, save_model, scheme_name
 from selftaught.samples import read_records
 from selftaught.tracking import parse_report_to
 from selftaught.training.finite import check_weights
@@ -81,7 +81,7 @@ def run_job(
         check_weights(model, job.label)
         save_trained(model, lm, config, job.init_path, out_dir)
     del model, lm
-    _free_gpu_memory()  # the next phase (generation, or waiting for rank 0) needs it back
+    free_memory()  # the next phase (generation, or waiting for rank 0) needs it back
     return log
 
 
@@ -124,16 +124,6 @@ def save_trained(model, lm, config: Config, init_path: str, out_dir: Path) -> No
 
 def _is_adapter(path: Path | str) -> bool:
     return (Path(str(path)) / "adapter_config.json").is_file()
-
-
-def _free_gpu_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _use_local_gpu() -> None:

@@ -12,18 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 from pathlib import Path
 
-from selftaught.config import Config, TrainConfig
-from selftaught.models import save_model
+from selftaught.config import Config
 from selftaught.models.bpe import train_bpe_tokenizer
 from selftaught.models.embedded import build_tiny_llama
 from selftaught.models.positions import SequentialPositions
-from selftaught.runs import atomic_save_dir
 from selftaught.tasks.fewshot import render_few_shot
-from selftaught.training.finite import check_loss, check_weights
-from selftaught.training.sft import encode_pairs, train_sft
+from selftaught.training.base_model import train_and_cache
+from selftaught.training.sft import encode_pairs
 
 CACHE_VERSION = 1
 MAX_POSITIONS = 1024  # few-shot prompt (~370 tokens) + the longest rationale, with room to spare
@@ -68,21 +65,4 @@ def pretrain_text_model(config: Config, task, path: Path, reporter) -> None:
     # an empty prompt: the loss is on every token of the document, as in pretraining
     features = encode_pairs(tokenizer, SequentialPositions(), [("", doc) for doc in documents], MAX_POSITIONS)
     label = "base model M0: pretrain"
-
-    def on_step(step: int, loss: float | None) -> None:
-        check_loss(loss, step, label)
-        advance(1)
-
-    settings = TrainConfig(
-        batch_size=c.batch_size,
-        learning_rate=c.learning_rate,
-        save_every_steps=max(config.train.save_every_steps, c.steps // 10),
-        packing=config.train.packing,
-        max_length=MAX_POSITIONS,
-    )
-    scratch = path.parent / f".trainer-{path.name}"
-    with reporter.phase(label, total=c.steps) as advance:
-        train_sft(model, features, tokenizer.pad_token_id, scratch, c.steps, settings, config.seed, on_step=on_step)
-    check_weights(model, label)
-    atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, "sequential", tmp))
-    shutil.rmtree(scratch, ignore_errors=True)
+    train_and_cache(model, tokenizer, features, config, path, "sequential", reporter, label, MAX_POSITIONS)
