@@ -2,14 +2,18 @@
 
 Variants, each from the same cached M0, data, step schedule and number of iterations (patience off):
   M0 few-shot         the pretrained model under the few-shot prompt (iteration 0 of any run)
-  direct              fine-tune M0 on question -> answer (loop.mode=direct)
+  direct              fine-tune M0 on question -> answer (loop.mode=direct), at two learning rates
   STaR no rat.        no rationalization
   STaR answer filter  keep every right answer, even when a step is wrong (loop.filter=answer)
-  STaR                rationalization + answer filter + step check
+  STaR                rationalization + answer filter + step check (word problems: + every-step check)
+  STaR, GSM8K step check only   (word problems) without the every-step check
 
 For each variant and seed: final test accuracy, accuracy per bucket (steps for word problems, digits for
 arithmetic), kept / rationalized / right-answer-but-failed-step counts of the last iteration, wall time.
 Writes one JSON and one PNG (mean over seeds, bars from min to max) under benchmarks/results/.
+
+M0 is pretrained (or read from its cache) once per seed before the variants, and that time is reported
+on the M0 row. With --recipe recipes/arithmetic.yaml the same variants run on the arithmetic task.
 
 Run:  .venv/bin/python benchmarks/paper_table.py [--recipe recipes/word_problems.yaml] [--seeds 0 1 2]
         [--iterations 3] [--set key=value ...] [--name paper_table]
@@ -25,12 +29,30 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-VARIANTS = {
-    "direct": ["loop.mode=direct"],
+VARIANTS = {  # direct at two learning rates: the baseline gets a tuned one too
+    "direct, lr 3e-4": ["loop.mode=direct", "train.learning_rate=3e-4"],
+    "direct, lr 1e-3": ["loop.mode=direct", "train.learning_rate=1e-3"],
     "STaR no rat.": ["loop.rationalization=false"],
     "STaR answer filter": ["loop.filter=answer"],
     "STaR": [],
 }
+
+
+def common_overrides(seed: int, args) -> list[str]:
+    return [f"seed={seed}", f"loop.iterations={args.iterations}", "loop.patience=0", *args.set]
+
+
+def pretrain_m0(recipe: str, seed: int, args) -> float:
+    """Seconds to pretrain this seed's M0 (0 when it was cached already)."""
+    from selftaught.config import load_config
+    from selftaught.loop import load_data
+    from selftaught.training.base_model import ensure_base_model
+    from selftaught.ui import SILENT
+
+    config = load_config(recipe, common_overrides(seed, args))
+    start = time.perf_counter()
+    ensure_base_model(config, load_data(config)[0], SILENT)
+    return round(time.perf_counter() - start, 1)
 
 
 def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -> dict:
@@ -38,9 +60,8 @@ def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -
     from selftaught.loop import run_star
 
     shutil.rmtree(out, ignore_errors=True)
-    common = [f"seed={seed}", f"loop.iterations={args.iterations}", "loop.patience=0", *args.set]
     start = time.perf_counter()
-    summary = run_star(load_config(recipe, common + overrides), out)
+    summary = run_star(load_config(recipe, common_overrides(seed, args) + overrides), out)
     last = summary["iterations"][-1]
     return {
         "accuracy": last["accuracy"],
@@ -76,7 +97,7 @@ def _spread(values: list[float]) -> dict:
 def print_table(rows: dict[str, dict]) -> None:
     buckets = list(next(iter(rows.values()))["by_bucket"])
     print(
-        f"{'variant':20} {'accuracy (min-max)':>22} "
+        f"{'variant':38} {'accuracy (min-max)':>22} "
         + " ".join(f"{b:>6}" for b in buckets)
         + "   kept  rat.  bad-step  wall s"
     )
@@ -84,10 +105,11 @@ def print_table(rows: dict[str, dict]) -> None:
         a = r["accuracy"]
         cells = " ".join(f"{r['by_bucket'][b]['mean']:6.1%}" for b in buckets)
         counts = f"{r['kept']:6.0f} {r['rationalized']:5.0f} {r['right_answer_failed_step']:9.0f}"
-        print(f"{name:20} {a['mean']:8.1%} ({a['min']:.1%}-{a['max']:.1%}) {cells} {counts} {r['wall_seconds']:7.0f}")
+        print(f"{name:38} {a['mean']:8.1%} ({a['min']:.1%}-{a['max']:.1%}) {cells} {counts} {r['wall_seconds']:7.0f}")
 
 
-def plot(rows: dict[str, dict], path: Path, title: str) -> None:
+def plot(rows: dict[str, dict], runs: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Mean accuracy per variant (bars, min-max whiskers, one dot per seed) and mean accuracy per step count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,14 +119,28 @@ def plot(rows: dict[str, dict], path: Path, title: str) -> None:
     means = [rows[n]["accuracy"]["mean"] for n in names]
     low = [m - rows[n]["accuracy"]["min"] for n, m in zip(names, means)]
     high = [rows[n]["accuracy"]["max"] - m for n, m in zip(names, means)]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(names, means, yerr=[low, high], capsize=4, color="#4c72b0")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    left.bar(range(len(names)), means, yerr=[low, high], capsize=4, color="#4c72b0")
+    for k, name in enumerate(names):
+        left.scatter([k] * len(runs[name]), [r["accuracy"] for r in runs[name]], color="black", s=10, zorder=3)
+    left.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    left.set_ylabel("test accuracy")
+    left.set_ylim(0, 1)
+    left.set_title(title)
+    buckets = list(next(iter(rows.values()))["by_bucket"])
+    for name in names:
+        right.plot(buckets, [rows[name]["by_bucket"][b]["mean"] for b in buckets], marker="o", label=name)
+    right.set_xlabel("bucket (steps per problem, or digits)")
+    right.set_ylim(0, 1)
+    right.set_title("mean accuracy per bucket")
+    right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _title(recipe: str, payload: dict) -> str:
+    return f"{Path(recipe).stem}: {len(payload['seeds'])} seeds, {payload['iterations']} iterations"
 
 
 def main() -> None:
@@ -115,24 +151,53 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default=str(REPO / "runs" / "paper_table"))
     parser.add_argument("--name", default="paper_table")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="rerun these variants, keep the JSON's others")
+    parser.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON of an earlier run")
     args = parser.parse_args()
-    runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in VARIANTS}}
+    out = REPO / "benchmarks" / "results"
+    if args.replot:
+        saved = json.loads((out / f"{args.name}.json").read_text())
+        print_table(saved["rows"])
+        plot(saved["rows"], saved["runs"], out / f"{args.name}.png", _title(saved["recipe"], saved))
+        return
+    variants = variants_for(args.recipe)
+    chosen = {name: variants[name] for name in (args.only or variants)}
+    runs = run_all(chosen, args)
+    if args.only:  # the other rows (M0's with its pretraining time) come from the earlier run
+        saved = json.loads((out / f"{args.name}.json").read_text())
+        runs = {**saved["runs"], **{name: runs[name] for name in chosen}}
+    rows = summarize(runs)
+    print_table(rows)
+    payload = {"recipe": args.recipe, "seeds": args.seeds, "iterations": args.iterations, "set": args.set}
+    (out / f"{args.name}.json").write_text(json.dumps({**payload, "rows": rows, "runs": runs}, indent=2) + "\n")
+    plot(rows, runs, out / f"{args.name}.png", _title(args.recipe, payload))
+    print(f"wrote {out / args.name}.json and .png")
+
+
+def variants_for(recipe: str) -> dict[str, list[str]]:
+    """The variants; word problems add the ablation of their every-step check."""
+    from selftaught.config import load_config
+
+    if load_config(recipe, []).task.name != "word_problems":
+        return VARIANTS
+    return {**VARIANTS, "STaR, GSM8K step check only": ["task.word_problems.check_every_step=false"]}
+
+
+def run_all(variants: dict[str, list[str]], args) -> dict[str, list[dict]]:
+    """Each seed's M0 (timed), then each variant from it; M0's row comes from the last variant's run."""
+    runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in variants}}
     for seed in args.seeds:
-        for name, overrides in VARIANTS.items():
-            slug = name.replace(" ", "_").replace(".", "")
+        m0_seconds = pretrain_m0(args.recipe, seed, args)
+        print(f"seed {seed} M0: pretrained in {m0_seconds:.0f} s (0 = cached)", flush=True)
+        for name, overrides in variants.items():
+            slug = name.replace(" ", "_").replace(".", "").replace(",", "")
             result = run_variant(args.recipe, overrides, seed, args, Path(args.work) / f"seed{seed}" / slug)
             runs[name].append(result)
             print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
-        base = runs["STaR"][-1]["base"]
+        base = result["base"]
         runs["M0 few-shot"].append({**base, "num_kept": 0, "num_rationalized": 0, "num_kept_unverified": 0,
-                                    "wall_seconds": 0.0})  # fmt: skip
-    rows = summarize(runs)
-    print_table(rows)
-    out = REPO / "benchmarks" / "results"
-    payload = {"recipe": args.recipe, "seeds": args.seeds, "iterations": args.iterations, "set": args.set}
-    (out / f"{args.name}.json").write_text(json.dumps({**payload, "rows": rows, "runs": runs}, indent=2) + "\n")
-    plot(rows, out / f"{args.name}.png", f"{Path(args.recipe).stem}: {len(args.seeds)} seeds, {args.iterations} it.")
-    print(f"wrote {out / args.name}.json and .png")
+                                    "wall_seconds": m0_seconds})  # fmt: skip
+    return runs
 
 
 if __name__ == "__main__":

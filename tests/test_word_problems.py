@@ -36,6 +36,16 @@ def test_a_wrong_step_or_answer_is_caught():
     assert not t.check(t.extract_answer(solution.replace(f"#### {example.answer}", "#### 1000")), example)
 
 
+def test_a_rationale_that_skips_steps_passes_gsm8k_step_check_but_not_check_every_step():
+    strict, gsm8k_only = task(), task(check_every_step=False)
+    example = next(ex for ex in strict.load("test") if strict.bucket(ex) == "3")
+    lines = dict(example.meta)["solution"].split("\n")
+    skipped = "\n".join(lines[:2]) + f"\n#### {example.answer}"  # two right lines, the answer copied
+    assert gsm8k_only.verify_rationale(example, skipped) is None  # every annotation is right
+    assert strict.verify_rationale(example, skipped) == "2 calculation(s) for a 3-step problem"
+    assert strict.verify_rationale(example, dict(example.meta)["solution"]) is None
+
+
 def test_splits_and_few_shot_examples_are_disjoint_and_reproducible():
     t = task(train_per_step=100, test_per_step=50, max_number=10)  # small numbers: collisions happen
     train, test = t.load("train"), t.load("test")
@@ -62,9 +72,11 @@ def test_prompts_are_gsm8k_few_shot_blocks_and_the_hint_shows_the_answer():
 def test_numbers_stay_bounded():
     rng = random.Random(1)
     for _ in range(500):
-        problem = make_problem(rng, rng.randint(1, 8), 50)
+        problem = make_problem(rng, rng.randint(1, 8), 20, max_value=99)
         values = [int(line.rsplit(">>", 1)[1]) for line in problem.solution.split("\n")[:-1]]
-        assert all(0 < v <= 999 for v in values)
+        assert all(0 < v <= 99 for v in values)
+        told = [int(w.rstrip(".")) for w in problem.question.split()[3:] if w.rstrip(".").isdigit()]
+        assert all(n <= 20 for n in told)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +85,7 @@ def test_numbers_stay_bounded():
         ({"train_steps": []}, "task.word_problems.train_steps must be a non-empty list"),
         ({"test_steps": [0]}, "task.word_problems.test_steps must be a non-empty list"),
         ({"max_number": 1000}, "task.word_problems.max_number must be in 5..200"),
+        ({"max_number": 60, "max_value": 99}, "task.word_problems.max_value must be in 2\\*max_number..9999"),
         ({"train_per_step": 0}, "task.word_problems.train_per_step must be >= 1"),
     ],
 )
@@ -87,18 +100,36 @@ def test_m0_pretraining_text_is_q_a_blocks_of_easy_problems_never_a_task_questio
     config = config_from_dict(
         {
             "task": {"name": "word_problems", "word_problems": {"train_per_step": 20, "test_per_step": 20}},
-            "model": {"base": {"steps": 10, "batch_size": 4}},
+            "model": {"base": {"steps": 10, "batch_size": 4, "hint_fraction": 0.3}},
         }
     )
     t = make_task(config)
     documents = pretraining_documents(config, t)
-    assert len(documents) == 40
+    assert len(documents) == 80  # two per row of the stream
     questions = [line[3:] for doc in documents for line in doc.split("\n") if line.startswith("Q: ")]
     assert len(questions) >= 3 * len(documents)
     assert not set(questions) & {ex.question for ex in t.load("train") + t.load("test")}
+    # a share of the questions carry their answer as the hinted prompt does, so that M0 can use a hint
+    hinted = [q for q in questions if q.endswith(")")]
+    assert 0 < len(hinted) < len(questions) / 2
+    assert all(doc.split(f"{q}\nA:", 1)[1].split("\n\n")[0].endswith(f"#### {q.rsplit('(', 1)[1][:-1]}")
+               for doc in documents for q in hinted if q in doc)  # fmt: skip
     steps = [doc.count("<<") for doc in documents]
     answers = [doc.count("####") for doc in documents]
-    assert all(answers[k] <= s <= 2 * answers[k] for k, s in enumerate(steps))  # 1 or 2 steps per problem
+    assert all(answers[k] <= s <= 3 * answers[k] for k, s in enumerate(steps))  # 1 to 3 steps per problem
+
+
+def test_pretraining_stream_is_the_documents_joined_by_eos_in_full_rows():
+    from selftaught.models.bpe import train_bpe_tokenizer
+    from selftaught.training.text_base_model import stream_rows
+
+    documents = [f"Q: Ann has {k} pens. How many pens does Ann have now?\nA: #### {k}" for k in range(2, 40)]
+    tokenizer = train_bpe_tokenizer(documents, vocab_size=300)
+    rows = stream_rows(tokenizer, documents, 64)
+    assert rows and all(len(row) == 64 for row in rows)
+    text = tokenizer.decode([i for row in rows for i in row])
+    joined = tokenizer.eos_token.join(documents) + tokenizer.eos_token
+    assert joined.startswith(text) and len(joined) - len(text) < 64 * 4  # only the last partial row is dropped
 
 
 def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
@@ -115,7 +146,7 @@ def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
             "model": {
                 "name_or_path": "embedded",
                 "chat_template": "off",
-                "base": {"num_layers": 2, "hidden_size": 64, "steps": 150, "batch_size": 8, "learning_rate": 3e-3,
+                "base": {"num_layers": 2, "hidden_size": 64, "steps": 80, "batch_size": 4, "learning_rate": 3e-3,
                          "cache_dir": str(tmp_path / "cache")},
             },
             "generation": {"backend": "hf", "batch_size": 16},

@@ -121,11 +121,15 @@ class WordProblemsConfig:
     test_steps: list[int] = field(default_factory=lambda: [2, 3, 4, 5])
     train_per_step: int = 500  # training problems per step count
     test_per_step: int = 100
-    max_number: int = 50  # numbers in the stories are at most this (results stay under 1000)
-    few_shot_examples: int = 4  # solved 2-step problems in the prompt
+    max_number: int = 9  # numbers told in the stories are at most this
+    max_value: int = 30  # no quantity in a story (so no step's result) grows past this
+    few_shot_examples: int = 4  # solved 1-2 step problems in the prompt
+    # also require one calculation per step using every number of the story (GSM8K's step check
+    # alone keeps rationales that skip steps and land on the answer by coincidence)
+    check_every_step: bool = True
     # the embedded M0 (model.name_or_path=embedded) is pretrained on text of solved easy problems
-    pretrain_steps: list[int] = field(default_factory=lambda: [1, 2])  # operations per pretraining problem
-    pretrain_max_number: int = 20
+    pretrain_steps: list[int] = field(default_factory=lambda: [1, 2, 3])  # operations per pretraining problem
+    pretrain_max_number: int = 9
     vocab_size: int = 512  # its BPE tokenizer, trained on that text
 
     def __post_init__(self):
@@ -140,6 +144,10 @@ class WordProblemsConfig:
         for name in ("max_number", "pretrain_max_number"):
             value = getattr(self, name)
             _require(5 <= value <= 200, f"task.word_problems.{name} must be in 5..200, got {value}")
+        _require(
+            2 * self.max_number <= self.max_value <= 9999,
+            f"task.word_problems.max_value must be in 2*max_number..9999, got {self.max_value}",
+        )
         _require(
             300 <= self.vocab_size <= 50000,
             f"task.word_problems.vocab_size must be in 300..50000, got {self.vocab_size}",

@@ -38,7 +38,15 @@ def _word_problems(config: Config) -> Task:
 
     c = config.task.word_problems
     settings = WordProblemSettings(
-        c.train_steps, c.test_steps, c.train_per_step, c.test_per_step, c.max_number, c.few_shot_examples, config.seed
+        c.train_steps,
+        c.test_steps,
+        c.train_per_step,
+        c.test_per_step,
+        c.max_number,
+        c.max_value,
+        c.few_shot_examples,
+        config.seed,
+        c.check_every_step,
     )
     return WordProblemTask(settings, config.task.data)
 

@@ -98,9 +98,11 @@ def _train_arithmetic_model(config: Config, task: ArithmeticTask, path: Path, re
 
 def train_and_cache(
     model, tokenizer, features: list[dict], config: Config, path: Path, positions: str, reporter, label: str,
-    max_length: int = 2048,
+    max_length: int = 2048, packing: bool | None = None,
 ) -> None:  # fmt: skip
-    """Train M0 with ``model.base``'s settings and save it at ``path`` (the cache); its checkpoints go beside it."""
+    """Train M0 with ``model.base``'s settings and save it at ``path`` (the cache); its checkpoints go beside it.
+
+    ``packing`` overrides ``train.packing`` (rows already of one length need none)."""
     c = config.model.base
 
     def on_step(step: int, loss: float | None) -> None:
@@ -111,7 +113,7 @@ def train_and_cache(
         batch_size=c.batch_size,
         learning_rate=c.learning_rate,
         save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
-        packing=config.train.packing,
+        packing=config.train.packing if packing is None else packing,
         max_length=max_length,
     )
     scratch = path.parent / f".trainer-{path.name}"
