@@ -38,15 +38,15 @@ def _word_problems(config: Config) -> Task:
 
     c = config.task.word_problems
     settings = WordProblemSettings(
-        c.train_steps,
-        c.test_steps,
-        c.train_per_step,
-        c.test_per_step,
-        c.max_number,
-        c.max_value,
-        c.few_shot_examples,
-        config.seed,
-        c.check_every_step,
+        train_steps=c.train_steps,
+        test_steps=c.test_steps,
+        train_per_step=c.train_per_step,
+        test_per_step=c.test_per_step,
+        max_number=c.max_number,
+        max_value=c.max_value,
+        few_shot_examples=c.few_shot_examples,
+        seed=config.seed,
+        check_every_step=c.check_every_step,
     )
     return WordProblemTask(settings, config.task.data)
 

@@ -301,7 +301,7 @@ def safe_eval(expr: str) -> float:
     return value
 
 
-def _iter_annotations(text: str):
+def iter_annotations(text: str):
     """Bodies of ``<<...>>``; each character is scanned a bounded number of times."""
     pos = 0
     while True:
@@ -372,7 +372,7 @@ def check_annotations(text: str) -> StepCheck:
     """
     count = checked = 0
     problems = []
-    for body in _iter_annotations(text):
+    for body in iter_annotations(text):
         count += 1
         if count > MAX_ANNOTATIONS:
             continue  # each check parses an expression: bound the work on runaway output

@@ -17,8 +17,9 @@ equal a 5-step problem's answer. With small numbers that happens often, and such
 model to stop early (all 4-5 step rationales kept in benchmarks/results/paper_table.json were of this
 kind). ``check_every_step`` (on by default) also requires one calculation per step, using every
 number the story tells; a rationale that does the steps in another order is then a miss, never a
-false accept. Problems are generated from a seed, so
-train, test and the few-shot examples never share a question.
+false accept.
+
+Problems are generated from a seed, so train, test and the few-shot examples never share a question.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from selftaught.config import DataConfig
+from selftaught.tasks.answers import iter_annotations
 from selftaught.tasks.base import Example
 from selftaught.tasks.fewshot import render_few_shot
 from selftaught.tasks.gsm8k import GSM8KTask
@@ -183,7 +185,7 @@ class WordProblemTask(GSM8KTask):
         problem = super().verify_rationale(example, completion)
         if problem is not None or not self.settings.check_every_step:
             return problem
-        calculations = re.findall(r"<<([^=<>]*)=", completion)
+        calculations = [body.partition("=")[0] for body in iter_annotations(completion)]
         steps = int(dict(example.meta)["steps"])
         if len(calculations) != steps:
             return f"{len(calculations)} calculation(s) for a {steps}-step problem"

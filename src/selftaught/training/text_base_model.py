@@ -48,8 +48,11 @@ def text_base_key(config: Config) -> str:
 def pretraining_documents(config: Config, task) -> list[str]:
     """Two documents per row of ``model.base.steps`` batches (the tokenizer learns from these); no test or
     training question among them."""
-    c = config.model.base
-    return list(itertools.islice(document_stream(config, task), c.steps * c.batch_size * DOCUMENTS_PER_ROW))
+    return list(itertools.islice(document_stream(config, task), _first_documents(config)))
+
+
+def _first_documents(config: Config) -> int:
+    return config.model.base.steps * config.model.base.batch_size * DOCUMENTS_PER_ROW
 
 
 def document_stream(config: Config, task) -> Iterator[str]:
@@ -77,7 +80,7 @@ def pretrain_text_model(config: Config, task, path: Path, reporter) -> None:
     """Pretrain M0 for ``task`` (a `WordProblemTask`) and save it at ``path``."""
     c = config.model.base
     stream = document_stream(config, task)
-    documents = list(itertools.islice(stream, c.steps * c.batch_size * DOCUMENTS_PER_ROW))
+    documents = list(itertools.islice(stream, _first_documents(config)))
     tokenizer = train_bpe_tokenizer(documents, config.task.word_problems.vocab_size)
     model = build_tiny_llama(tokenizer, c.num_layers, c.hidden_size, c.num_heads, MAX_POSITIONS, config.seed)
     rows = stream_rows(tokenizer, documents, ROW_TOKENS)
