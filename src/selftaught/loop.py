@@ -269,14 +269,21 @@ def _iteration(engine: Engine, n: int) -> dict:
 
 
 def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
-    """True when each of the last ``patience`` iterations gained less than ``min_improvement``.
+    """True when each of the last ``patience`` iterations gained less than ``min_improvement``, or when
+    the last accuracy leaves less than ``min_improvement`` to gain (no further iteration could count).
 
     >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}, {"accuracy": 0.901}], 1, 0.005)
     True
     >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}], 1, 0.005)
     False
+    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.998}], 1, 0.005)  # 0.2 points left < 0.5
+    True
     """
-    if patience <= 0 or len(rows) <= patience:
+    if patience <= 0 or len(rows) < 2:
+        return False
+    if 1.0 - rows[-1]["accuracy"] < min_improvement:
+        return True
+    if len(rows) <= patience:
         return False
     recent = [b["accuracy"] - a["accuracy"] for a, b in zip(rows[-patience - 1 : -1], rows[-patience:])]
     return all(gain < min_improvement for gain in recent)
