@@ -39,6 +39,8 @@ def one_seed(clone: Path, seed: int, overrides: list[str] = (), target: float = 
     reached = [k for k, r in enumerate(summary["iterations"]) if r["accuracy"] >= target]
     after = summary["iterations"][reached[0] + 1 :] if reached else []
     to_target = wall - sum(sum(r["seconds"].values()) for r in after) if reached else None
+    # everything that is not an iteration's phase: start-up, M0's training and its evaluation
+    before_iterations = wall - sum(sum(r["seconds"].values()) for r in summary["iterations"])
     return {
         "seed": seed,
         "overrides": list(overrides),
@@ -46,6 +48,8 @@ def one_seed(clone: Path, seed: int, overrides: list[str] = (), target: float = 
         "target_accuracy": target,
         "seconds_to_target": round(to_target, 1) if to_target is not None else None,
         "iterations_run": len(summary["iterations"]),
+        "final_accuracy": last["accuracy"],
+        "seconds_before_iteration_1": round(before_iterations, 1),
         "base_accuracy_by_digits": summary["base"]["accuracy_by_bucket"],
         "final_accuracy_by_digits": last["accuracy_by_bucket"],
         "per_iteration": [
@@ -72,7 +76,8 @@ def main() -> None:
             digits = result["final_accuracy_by_digits"]
             print(
                 f"seed {seed}: {result['wall_seconds']:.0f} s ({result['seconds_to_target']} s to "
-                f"{args.target:.0%}), {result['iterations_run']} iterations, "
+                f"{args.target:.0%}; {result['seconds_before_iteration_1']:.0f} s start-up, M0 and its evaluation), "
+                f"{result['iterations_run']} iterations, final {result['final_accuracy']:.2%}, "
                 f"min(1-8 digits) {min(digits[str(d)] for d in range(1, 9)):.3f}, 10 digits {digits['10']:.3f}",
                 flush=True,
             )

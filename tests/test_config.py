@@ -10,8 +10,8 @@ RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 
 def test_defaults_are_valid():
     config = Config()
-    assert config.loop.iterations == 5 and config.train.steps_for(1) == 250
-    assert [config.train.steps_for(n) for n in (1, 2, 3)] == [250, 300, 360]
+    assert config.loop.iterations == 5 and config.train.steps_for(1) == 125
+    assert [config.train.steps_for(n) for n in (1, 2, 3)] == [125, 150, 180]
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])

@@ -278,6 +278,8 @@ def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
     False
     >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.998}], 1, 0.005)  # 0.2 points left < 0.5
     True
+    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.998}], 0, 0.005)  # patience 0: never stop early
+    False
     """
     if patience <= 0 or len(rows) < 2:
         return False
@@ -357,8 +359,14 @@ def _iterations(engine: Engine, extra: dict, tracker: Tracker, start: float) -> 
         tracker.log_iteration(_iteration(engine, n))
         summary = run.write_summary(extra)
         reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
-        if saturated([extra["base"], *summary["iterations"]], config.loop.patience, config.loop.min_improvement):
-            reporter.log(f"accuracy saturated (patience {config.loop.patience}); stopping after iteration {n}")
+        loop = config.loop
+        if n < loop.iterations and saturated(
+            [extra["base"], *summary["iterations"]], loop.patience, loop.min_improvement
+        ):
+            reporter.log(
+                f"accuracy saturated (gain or headroom below {loop.min_improvement:.1%}, patience {loop.patience}); "
+                f"stopping after iteration {n}"
+            )
             extra["stopped_early"] = n
             break
     extra["seconds_this_session"] = round(time.perf_counter() - start, 1)

@@ -1,43 +1,14 @@
-"""Run configuration: dataclasses with documented, validated fields.
-
-A recipe is a YAML file whose keys mirror these dataclasses; ``--set loop.iterations=3`` overrides
-one field (the value is parsed as YAML, so ``3``, ``0.5``, ``true`` and ``[1, 2]`` get their types).
-Unknown keys are rejected with the closest valid name. Every check raises `ConfigError`, which the
-CLI prints as one line with exit code 2.
-"""
+"""The config's sections: one documented dataclass per recipe section, validated in ``__post_init__``."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
 
-import yaml
-
-from selftaught.bounded import TooLarge, load_yaml, printable, shown
-
-
-class ConfigError(ValueError):
-    """A configuration the run cannot use; the message names the field."""
-
-
-MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; anything this big is a mistake
-MAX_TEXT_CHARS = 4096  # longest text field (paths, regexes): PATH_MAX
-MAX_INT = 2**63 - 1  # torch seeds and step counts are int64
-MAX_STEPS = 10**9  # optimizer steps in one iteration
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _choice(section: str, name: str, value, choices) -> None:
-    where = f"{section}.{name}" if section else name
-    _require(value in choices, f"{where} must be one of {list(choices)}, got {shown(value)}")
+from selftaught.bounded import shown
+from selftaught.config.checks import MAX_STEPS, ConfigError, _check_numbers, _choice, _require
 
 
 @dataclass
@@ -176,9 +147,11 @@ class BaseModelConfig:
     max_period: int = 32  # digit positions: training spaces columns by a random period in [8, max_period]
     max_digits: int = 3  # M0 sees 1..max_digits-digit sums only
     hint_fraction: float = 0.5  # share of M0's examples with the hinted prompt (makes rationalization possible)
-    steps: int = 1000
+    steps: int = (
+        600  # 1000 gave a stronger M0 that STaR barely had to teach, in twice the time (benchmarks/default_run.py)
+    )
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # 2e-3 (500 steps) left seed 0's M0 at 0.7% test accuracy
     cache_dir: str = ".cache/selftaught/base"  # M0 is cached here by config hash
 
     def __post_init__(self):
@@ -257,7 +230,7 @@ class GenerationConfig:
 
 @dataclass
 class TrainConfig:
-    first_steps: int = 250  # optimizer steps in iteration 1 (paper: 40 for GPT-J)
+    first_steps: int = 125  # optimizer steps in iteration 1 (paper: 40 for GPT-J)
     steps_growth: float = 1.2  # steps multiply by this each iteration (paper: 1.2)
     batch_size: int = 64  # examples per step over all train processes (each takes batch_size / processes)
     learning_rate: float = 5e-4
@@ -292,7 +265,9 @@ class LoopConfig:
     filter: str = "answer+rationale"  # answer | answer+rationale (also require verify_rationale)
     restart_from_base: bool = True  # paper: fine-tune the original M0 each iteration; False continues
     few_shot_in_training: bool = False  # keep the few-shot prefix in stored training prompts
-    patience: int = 1  # stop once this many iterations in a row improve accuracy by < min_improvement (0 = never)
+    # stop once this many iterations in a row improve accuracy by < min_improvement, or once accuracy is within
+    # min_improvement of 100% (no iteration could count as progress); 0 = never stop early
+    patience: int = 1
     min_improvement: float = 0.005  # accuracy gain (fraction) that counts as progress
 
     def __post_init__(self):
@@ -358,153 +333,3 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _check_numbers(section, path: str) -> None:
-    """Every float field finite, every int field an int64, every text field UTF-8 and bounded.
-
-    Checked on the whole `Config`, so a config built in Python (``TrainConfig(learning_rate=1e400)``)
-    is held to the same rules as one read from YAML.
-    """
-    hints = get_type_hints(type(section))
-    for f in dataclasses.fields(section):
-        value, where = getattr(section, f.name), f"{path}{f.name}"
-        if dataclasses.is_dataclass(value):
-            _check_numbers(value, where + ".")
-        elif hints[f.name] is float:
-            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
-        elif hints[f.name] is int:
-            _require(
-                isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT,
-                f"{where} must be an integer within ±2^63, got {shown(value)}",
-            )
-        elif hints[f.name] is str:
-            _check_text(value, where)
-
-
-def _finite(value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return abs(value) <= MAX_INT if isinstance(value, int) else math.isfinite(value)
-
-
-def _check_text(value, where: str) -> None:
-    _require(isinstance(value, str), f"{where} must be str, got {shown(value)}")
-    _require(len(value) <= MAX_TEXT_CHARS, f"{where} is {len(value):,} characters (limit {MAX_TEXT_CHARS:,})")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{where} is not valid UTF-8: {shown(printable(value))}") from None
-
-
-# --------------------------------------------------------------------------------- loading
-def _build(cls, data: Any, path: str):
-    """Construct dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1) if len(str(key)) <= 100 else []
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
-            raise ConfigError(f"unknown config key {shown(where)}{hint}")
-        kwargs[key] = _coerce(hints[key], value, where)
-    return cls(**kwargs)
-
-
-def _coerce(hint, value, where: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value if value is not None else {}, where)
-    if hint is float and isinstance(value, str):
-        value = _yaml_float(value)  # YAML 1.1 reads 5e-4 (no dot) as text
-    expected = {int: int, float: (int, float), str: str, bool: bool}
-    if hint in expected:
-        ok = isinstance(value, expected[hint]) and not (hint in (int, float) and isinstance(value, bool))
-        _require(ok, f"{where} must be {hint.__name__}, got {shown(value)}")
-        if hint is float:
-            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
-            return float(value)
-        return value
-    if getattr(hint, "__origin__", None) is list:
-        _require(isinstance(value, list), f"{where} must be a list, got {shown(value)}")
-    return value
-
-
-def _yaml_float(text: str):
-    """``float(text)`` for plain numbers such as ``5e-4``; ``text`` itself otherwise (refused by the caller)."""
-    try:
-        return float(text) if len(text) <= 40 and text.strip().lower() not in ("nan", "inf", "infinity") else text
-    except ValueError:
-        return text
-
-
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply ``a.b.c=value`` to a nested dict (value parsed as YAML)."""
-    key, sep, raw = assignment.partition("=")
-    _require(bool(sep) and key.strip() != "", f"override {shown(assignment)} must look like section.field=value")
-    try:
-        value = load_yaml(raw, f"override {shown(assignment)}") if raw.strip() else ""
-    except TooLarge as err:
-        raise ConfigError(str(err)) from None
-    except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"override {shown(assignment)}: value is not valid YAML ({problem})") from None
-    node = data
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        _require(isinstance(node, dict), f"override {shown(assignment)}: {shown(part)} is not a section")
-    node[parts[-1]] = value
-
-
-def read_yaml_file(path: str | Path, label: str) -> dict:
-    """The mapping in a YAML file; every problem is one ConfigError naming ``label`` and the line."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_RECIPE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{label} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"{label} cannot be read: {err.strerror or err}") from None
-    _require(len(raw) <= MAX_RECIPE_BYTES, f"{label} is larger than {MAX_RECIPE_BYTES // 1024} KiB; not a recipe")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise ConfigError(f"{label}:{line} is not UTF-8 (byte {err.start})") from None
-    try:
-        data = load_yaml(text, label)
-    except TooLarge as err:
-        raise ConfigError(str(err)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{label}{line} is not valid YAML: {problem}") from None
-    if data is None:
-        return {}
-    _require(isinstance(data, dict), f"{label} must be a YAML mapping at the top level")
-    return data
-
-
-def read_recipe(path: str | Path) -> dict:
-    """A recipe's mapping (bounded: size, nesting, aliases; see `load_yaml`)."""
-    return read_yaml_file(path, f"recipe {printable(str(path))}")
-
-
-def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    data = read_recipe(recipe) if recipe else {}
-    for assignment in overrides or []:
-        apply_override(data, assignment)
-    return config_from_dict(data)
-
-
-def config_from_dict(data: dict) -> Config:
-    try:
-        return _build(Config, data, "")
-    except TypeError as err:  # e.g. a section given as a scalar
-        raise ConfigError(str(err)) from None
