@@ -19,17 +19,17 @@ MAX_INT = 2**63 - 1  # torch seeds and step counts are int64
 MAX_STEPS = 10**9  # optimizer steps in one iteration
 
 
-def _require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
 
 
-def _choice(section: str, name: str, value, choices) -> None:
+def choice(section: str, name: str, value, choices) -> None:
     where = f"{section}.{name}" if section else name
-    _require(value in choices, f"{where} must be one of {list(choices)}, got {shown(value)}")
+    require(value in choices, f"{where} must be one of {list(choices)}, got {shown(value)}")
 
 
-def _check_numbers(section, path: str) -> None:
+def check_numbers(section, path: str) -> None:
     """Every float field finite, every int field an int64, every text field UTF-8 and bounded.
 
     Checked on the whole `Config`, so a config built in Python (``TrainConfig(learning_rate=1e400)``)
@@ -39,27 +39,27 @@ def _check_numbers(section, path: str) -> None:
     for f in dataclasses.fields(section):
         value, where = getattr(section, f.name), f"{path}{f.name}"
         if dataclasses.is_dataclass(value):
-            _check_numbers(value, where + ".")
+            check_numbers(value, where + ".")
         elif hints[f.name] is float:
-            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
+            require(finite(value), f"{where} must be a finite number, got {shown(value)}")
         elif hints[f.name] is int:
-            _require(
+            require(
                 isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT,
                 f"{where} must be an integer within ±2^63, got {shown(value)}",
             )
         elif hints[f.name] is str:
-            _check_text(value, where)
+            check_text(value, where)
 
 
-def _finite(value) -> bool:
+def finite(value) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return abs(value) <= MAX_INT if isinstance(value, int) else math.isfinite(value)
 
 
-def _check_text(value, where: str) -> None:
-    _require(isinstance(value, str), f"{where} must be str, got {shown(value)}")
-    _require(len(value) <= MAX_TEXT_CHARS, f"{where} is {len(value):,} characters (limit {MAX_TEXT_CHARS:,})")
+def check_text(value, where: str) -> None:
+    require(isinstance(value, str), f"{where} must be str, got {shown(value)}")
+    require(len(value) <= MAX_TEXT_CHARS, f"{where} is {len(value):,} characters (limit {MAX_TEXT_CHARS:,})")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

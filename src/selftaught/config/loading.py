@@ -10,7 +10,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from selftaught.bounded import TooLarge, load_yaml, printable, shown
-from selftaught.config.checks import MAX_RECIPE_BYTES, ConfigError, _finite, _require
+from selftaught.config.checks import MAX_RECIPE_BYTES, ConfigError, finite, require
 from selftaught.config.sections import Config
 
 
@@ -39,13 +39,13 @@ def _coerce(hint, value, where: str):
     expected = {int: int, float: (int, float), str: str, bool: bool}
     if hint in expected:
         ok = isinstance(value, expected[hint]) and not (hint in (int, float) and isinstance(value, bool))
-        _require(ok, f"{where} must be {hint.__name__}, got {shown(value)}")
+        require(ok, f"{where} must be {hint.__name__}, got {shown(value)}")
         if hint is float:
-            _require(_finite(value), f"{where} must be a finite number, got {shown(value)}")
+            require(finite(value), f"{where} must be a finite number, got {shown(value)}")
             return float(value)
         return value
     if getattr(hint, "__origin__", None) is list:
-        _require(isinstance(value, list), f"{where} must be a list, got {shown(value)}")
+        require(isinstance(value, list), f"{where} must be a list, got {shown(value)}")
     return value
 
 
@@ -60,7 +60,7 @@ def _yaml_float(text: str):
 def apply_override(data: dict, assignment: str) -> None:
     """Apply ``a.b.c=value`` to a nested dict (value parsed as YAML)."""
     key, sep, raw = assignment.partition("=")
-    _require(bool(sep) and key.strip() != "", f"override {shown(assignment)} must look like section.field=value")
+    require(bool(sep) and key.strip() != "", f"override {shown(assignment)} must look like section.field=value")
     try:
         value = load_yaml(raw, f"override {shown(assignment)}") if raw.strip() else ""
     except TooLarge as err:
@@ -72,7 +72,7 @@ def apply_override(data: dict, assignment: str) -> None:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-        _require(isinstance(node, dict), f"override {shown(assignment)}: {shown(part)} is not a section")
+        require(isinstance(node, dict), f"override {shown(assignment)}: {shown(part)} is not a section")
     node[parts[-1]] = value
 
 
@@ -86,7 +86,7 @@ def read_yaml_file(path: str | Path, label: str) -> dict:
         raise ConfigError(f"{label} does not exist") from None
     except OSError as err:
         raise ConfigError(f"{label} cannot be read: {err.strerror or err}") from None
-    _require(len(raw) <= MAX_RECIPE_BYTES, f"{label} is larger than {MAX_RECIPE_BYTES // 1024} KiB; not a recipe")
+    require(len(raw) <= MAX_RECIPE_BYTES, f"{label} is larger than {MAX_RECIPE_BYTES // 1024} KiB; not a recipe")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -103,7 +103,7 @@ def read_yaml_file(path: str | Path, label: str) -> dict:
         raise ConfigError(f"{label}{line} is not valid YAML: {problem}") from None
     if data is None:
         return {}
-    _require(isinstance(data, dict), f"{label} must be a YAML mapping at the top level")
+    require(isinstance(data, dict), f"{label} must be a YAML mapping at the top level")
     return data
 
 

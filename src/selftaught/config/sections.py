@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selftaught.bounded import shown
-from selftaught.config.checks import MAX_STEPS, ConfigError, _check_numbers, _choice, _require
+from selftaught.config.checks import MAX_STEPS, ConfigError, check_numbers, choice, require
 
 
 @dataclass
@@ -22,15 +22,15 @@ class ArithmeticConfig:
     test_per_digit: int = 200  # held-out questions per digit count (1 digit: at most 25 exist spare)
 
     def __post_init__(self):
-        _choice("task.arithmetic", "format", self.format, ("compact", "scratchpad"))
+        choice("task.arithmetic", "format", self.format, ("compact", "scratchpad"))
         for name in ("train_digits", "test_digits"):
             digits = getattr(self, name)
-            _require(
+            require(
                 isinstance(digits, list) and digits and all(isinstance(d, int) and 1 <= d <= 40 for d in digits),
                 f"task.arithmetic.{name} must be a non-empty list of digit counts in 1..40, got {shown(digits)}",
             )
         for name in ("train_per_digit", "test_per_digit"):
-            _require(getattr(self, name) >= 1, f"task.arithmetic.{name} must be >= 1, got {getattr(self, name)}")
+            require(getattr(self, name) >= 1, f"task.arithmetic.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -66,14 +66,14 @@ class DataConfig:
     require_checked_step: bool = False
 
     def __post_init__(self):
-        _require(
+        require(
             isinstance(self.stop, list) and all(isinstance(s, str) and s for s in self.stop),
             f"task.data.stop must be a list of non-empty strings, got {self.stop!r}",
         )
-        _choice("task.data", "normalizer", self.normalizer, ("text", "number", "choice"))
-        _choice("task.data", "few_shot_style", self.few_shot_style, ("cot", "direct"))
-        _require(self.max_examples >= 0, f"task.data.max_examples must be >= 0, got {self.max_examples}")
-        _require(self.max_new_tokens >= 1, f"task.data.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        choice("task.data", "normalizer", self.normalizer, ("text", "number", "choice"))
+        choice("task.data", "few_shot_style", self.few_shot_style, ("cot", "direct"))
+        require(self.max_examples >= 0, f"task.data.max_examples must be >= 0, got {self.max_examples}")
+        require(self.max_new_tokens >= 1, f"task.data.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.answer_pattern:
             import re
 
@@ -81,7 +81,7 @@ class DataConfig:
                 compiled = re.compile(self.answer_pattern)
             except re.error as err:
                 raise ConfigError(f"task.data.answer_pattern is not a valid regex: {err}") from None
-            _require(compiled.groups >= 1, "task.data.answer_pattern needs one capturing group for the answer")
+            require(compiled.groups >= 1, "task.data.answer_pattern needs one capturing group for the answer")
 
 
 @dataclass
@@ -106,20 +106,20 @@ class WordProblemsConfig:
     def __post_init__(self):
         for name in ("train_steps", "test_steps", "pretrain_steps"):
             steps = getattr(self, name)
-            _require(
+            require(
                 isinstance(steps, list) and steps and all(isinstance(n, int) and 1 <= n <= 12 for n in steps),
                 f"task.word_problems.{name} must be a non-empty list of step counts in 1..12, got {shown(steps)}",
             )
         for name in ("train_per_step", "test_per_step", "few_shot_examples"):
-            _require(getattr(self, name) >= 1, f"task.word_problems.{name} must be >= 1, got {getattr(self, name)}")
+            require(getattr(self, name) >= 1, f"task.word_problems.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_number", "pretrain_max_number"):
             value = getattr(self, name)
-            _require(5 <= value <= 200, f"task.word_problems.{name} must be in 5..200, got {value}")
-        _require(
+            require(5 <= value <= 200, f"task.word_problems.{name} must be in 5..200, got {value}")
+        require(
             2 * self.max_number <= self.max_value <= 9999,
             f"task.word_problems.max_value must be in 2*max_number..9999, got {self.max_value}",
         )
-        _require(
+        require(
             300 <= self.vocab_size <= 50000,
             f"task.word_problems.vocab_size must be in 300..50000, got {self.vocab_size}",
         )
@@ -133,7 +133,7 @@ class TaskConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
-        _require(isinstance(self.name, str) and self.name != "", "task.name must be a non-empty string")
+        require(isinstance(self.name, str) and self.name != "", "task.name must be a non-empty string")
 
 
 @dataclass
@@ -155,15 +155,15 @@ class BaseModelConfig:
     cache_dir: str = ".cache/selftaught/base"  # M0 is cached here by config hash
 
     def __post_init__(self):
-        _choice("model.base", "positions", self.positions, ("digit", "sequential"))
+        choice("model.base", "positions", self.positions, ("digit", "sequential"))
         for name in ("num_layers", "hidden_size", "num_heads", "max_digits", "steps", "batch_size"):
-            _require(getattr(self, name) >= 1, f"model.base.{name} must be >= 1, got {getattr(self, name)}")
-        _require(self.max_period >= 8, f"model.base.max_period must be >= 8, got {self.max_period}")
-        _require(self.hidden_size % self.num_heads == 0, "model.base.hidden_size must be divisible by num_heads")
-        _require(
+            require(getattr(self, name) >= 1, f"model.base.{name} must be >= 1, got {getattr(self, name)}")
+        require(self.max_period >= 8, f"model.base.max_period must be >= 8, got {self.max_period}")
+        require(self.hidden_size % self.num_heads == 0, "model.base.hidden_size must be divisible by num_heads")
+        require(
             0.0 <= self.hint_fraction <= 1.0, f"model.base.hint_fraction must be in [0, 1], got {self.hint_fraction}"
         )
-        _require(self.learning_rate > 0, f"model.base.learning_rate must be > 0, got {self.learning_rate}")
+        require(self.learning_rate > 0, f"model.base.learning_rate must be > 0, got {self.learning_rate}")
 
 
 @dataclass
@@ -178,9 +178,9 @@ class LoraConfig:
     save_merged: bool = False  # also save merged full weights in checkpoint/merged/ (loads without PEFT)
 
     def __post_init__(self):
-        _require(self.r >= 1, f"model.lora.r must be >= 1, got {self.r}")
-        _require(self.alpha >= 1, f"model.lora.alpha must be >= 1, got {self.alpha}")
-        _require(0 <= self.dropout < 1, f"model.lora.dropout must be in [0, 1), got {self.dropout}")
+        require(self.r >= 1, f"model.lora.r must be >= 1, got {self.r}")
+        require(self.alpha >= 1, f"model.lora.alpha must be >= 1, got {self.alpha}")
+        require(0 <= self.dropout < 1, f"model.lora.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -194,10 +194,10 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
-        _require(isinstance(self.name_or_path, str) and self.name_or_path != "", "model.name_or_path is empty")
-        _choice("model", "device", self.device, ("auto", "cpu", "cuda"))
-        _choice("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
-        _choice("model", "chat_template", self.chat_template, ("auto", "on", "off"))
+        require(isinstance(self.name_or_path, str) and self.name_or_path != "", "model.name_or_path is empty")
+        choice("model", "device", self.device, ("auto", "cpu", "cuda"))
+        choice("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        choice("model", "chat_template", self.chat_template, ("auto", "on", "off"))
 
 
 @dataclass
@@ -216,13 +216,13 @@ class GenerationConfig:
     prefix_cache: bool = True
 
     def __post_init__(self):
-        _choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
-        _require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
-        _require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
-        _require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")
-        _require(self.temperature >= 0, f"generation.temperature must be >= 0, got {self.temperature}")
-        _require(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1], got {self.top_p}")
-        _require(
+        choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
+        require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
+        require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
+        require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")
+        require(self.temperature >= 0, f"generation.temperature must be >= 0, got {self.temperature}")
+        require(0 < self.top_p <= 1, f"generation.top_p must be in (0, 1], got {self.top_p}")
+        require(
             self.num_samples == 1 or self.temperature > 0,
             "generation.num_samples > 1 needs generation.temperature > 0 (greedy samples are identical)",
         )
@@ -243,14 +243,14 @@ class TrainConfig:
     packing: bool = True  # pack each batch's examples into rows (no padding compute); false: pad every row
 
     def __post_init__(self):
-        _require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
-        _require(self.max_length >= 8, f"train.max_length must be >= 8, got {self.max_length}")
-        _require(self.save_every_steps >= 0, f"train.save_every_steps must be >= 0, got {self.save_every_steps}")
-        _require(self.first_steps >= 1, f"train.first_steps must be >= 1, got {self.first_steps}")
-        _require(self.steps_growth >= 1.0, f"train.steps_growth must be >= 1, got {self.steps_growth}")
-        _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
-        _require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
-        _require(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
+        require(self.max_length >= 8, f"train.max_length must be >= 8, got {self.max_length}")
+        require(self.save_every_steps >= 0, f"train.save_every_steps must be >= 0, got {self.save_every_steps}")
+        require(self.first_steps >= 1, f"train.first_steps must be >= 1, got {self.first_steps}")
+        require(self.steps_growth >= 1.0, f"train.steps_growth must be >= 1, got {self.steps_growth}")
+        require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
+        require(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
     def steps_for(self, iteration: int) -> int:
         """Steps in 1-based ``iteration``: first_steps * growth^(iteration-1), rounded."""
@@ -271,11 +271,11 @@ class LoopConfig:
     min_improvement: float = 0.005  # accuracy gain (fraction) that counts as progress
 
     def __post_init__(self):
-        _require(self.iterations >= 1, f"loop.iterations must be >= 1, got {self.iterations}")
-        _choice("loop", "mode", self.mode, ("star", "direct"))
-        _choice("loop", "filter", self.filter, ("answer", "answer+rationale"))
-        _require(self.patience >= 0, f"loop.patience must be >= 0, got {self.patience}")
-        _require(self.min_improvement >= 0, f"loop.min_improvement must be >= 0, got {self.min_improvement}")
+        require(self.iterations >= 1, f"loop.iterations must be >= 1, got {self.iterations}")
+        choice("loop", "mode", self.mode, ("star", "direct"))
+        choice("loop", "filter", self.filter, ("answer", "answer+rationale"))
+        require(self.patience >= 0, f"loop.patience must be >= 0, got {self.patience}")
+        require(self.min_improvement >= 0, f"loop.min_improvement must be >= 0, got {self.min_improvement}")
 
 
 @dataclass
@@ -290,12 +290,12 @@ class DistributedConfig:
     accelerate_config: str = ""  # accelerate config file for train_processes > 1, e.g. configs/fsdp.yaml
 
     def __post_init__(self):
-        _require(
+        require(
             self.generation_workers >= 1, f"distributed.generation_workers must be >= 1, got {self.generation_workers}"
         )
-        _require(self.train_processes >= 1, f"distributed.train_processes must be >= 1, got {self.train_processes}")
-        _require(self.gpus_per_worker >= 0, f"distributed.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
-        _require(
+        require(self.train_processes >= 1, f"distributed.train_processes must be >= 1, got {self.train_processes}")
+        require(self.gpus_per_worker >= 0, f"distributed.gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+        require(
             self.accelerate_config == "" or Path(self.accelerate_config).is_file(),
             f"distributed.accelerate_config {shown(self.accelerate_config)} does not exist",
         )
@@ -316,16 +316,16 @@ class Config:
         from selftaught.tracking import TRACKERS, parse_report_to
 
         for name in parse_report_to(self.report_to):
-            _choice("", "report_to", name, ("none", *TRACKERS))
-        _check_numbers(self, "")
-        _require(
+            choice("", "report_to", name, ("none", *TRACKERS))
+        check_numbers(self, "")
+        require(
             self.train.batch_size % self.distributed.train_processes == 0,
             f"train.batch_size ({self.train.batch_size}) must divide by distributed.train_processes "
             f"({self.distributed.train_processes}): each process takes an equal share of the same global batch",
         )
         # log-space: steps_growth ** (iterations - 1) overflows a float long before it is refused
         log_steps = math.log(self.train.first_steps) + (self.loop.iterations - 1) * math.log(self.train.steps_growth)
-        _require(
+        require(
             log_steps <= math.log(MAX_STEPS),
             f"train.first_steps x train.steps_growth^(loop.iterations-1) exceeds {MAX_STEPS:.0e} optimizer steps "
             f"in iteration {self.loop.iterations}; lower train.steps_growth or loop.iterations",
