@@ -22,6 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def phase_seconds(iterations: list[dict]) -> float:
+    """Seconds spent in the phases (generate, rationalize, train, evaluate) of these iterations."""
+    return sum(sum(r["seconds"].values()) for r in iterations)
+
+
 def one_seed(clone: Path, seed: int, overrides: list[str] = (), target: float = 0.99) -> dict:
     out = clone / "runs" / f"seed{seed}-{len(list(clone.glob('runs/*')))}"
     cmd = [str(REPO / ".venv" / "bin" / "selftaught"), "run", "--out", str(out), "--set", f"seed={seed}", "--quiet"]
@@ -38,9 +43,9 @@ def one_seed(clone: Path, seed: int, overrides: list[str] = (), target: float = 
     last = summary["iterations"][-1]
     reached = [k for k, r in enumerate(summary["iterations"]) if r["accuracy"] >= target]
     after = summary["iterations"][reached[0] + 1 :] if reached else []
-    to_target = wall - sum(sum(r["seconds"].values()) for r in after) if reached else None
+    to_target = wall - phase_seconds(after) if reached else None
     # everything that is not an iteration's phase: start-up, M0's training and its evaluation
-    before_iterations = wall - sum(sum(r["seconds"].values()) for r in summary["iterations"])
+    before_iterations = wall - phase_seconds(summary["iterations"])
     return {
         "seed": seed,
         "overrides": list(overrides),

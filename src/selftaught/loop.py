@@ -353,13 +353,13 @@ def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | Non
 
 def _iterations(engine: Engine, extra: dict, tracker: Tracker, start: float) -> dict:
     config, run, reporter = engine.config, engine.run, engine.reporter
+    loop = config.loop
     extra["base"] = _evaluate_base(engine)
     tracker.log_iteration(extra["base"])
-    for n in range(1, config.loop.iterations + 1):
+    for n in range(1, loop.iterations + 1):
         tracker.log_iteration(_iteration(engine, n))
         summary = run.write_summary(extra)
         reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
-        loop = config.loop
         if n < loop.iterations and saturated(
             [extra["base"], *summary["iterations"]], loop.patience, loop.min_improvement
         ):

@@ -148,7 +148,7 @@ class BaseModelConfig:
     max_digits: int = 3  # M0 sees 1..max_digits-digit sums only
     hint_fraction: float = 0.5  # share of M0's examples with the hinted prompt (makes rationalization possible)
     steps: int = (
-        600  # 1000 gave a stronger M0 that STaR barely had to teach, in twice the time (benchmarks/default_run.py)
+        600  # 1000 gave a stronger M0 that STaR barely had to teach, in 1.7x the time (benchmarks/default_run.py)
     )
     batch_size: int = 64
     learning_rate: float = 1e-3  # 2e-3 (500 steps) left seed 0's M0 at 0.7% test accuracy
