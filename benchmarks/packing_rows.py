@@ -36,13 +36,13 @@ def packed_batch(features: list[dict], factor: float, pad_id: int, additive: boo
     """`PackCollator`'s batch with rows ``factor`` times as wide as the longest example."""
     from selftaught.training import packing
 
-    lengths = [len(f["input_ids"]) for f in features]
-    width = int(max(lengths) * factor)
-    widest = {"input_ids": [pad_id] * width, "labels": [-100] * width, "position_ids": list(range(width))}
+    collate = packing.PackCollator(pad_id, additive_mask=additive)
     if factor == 1.0:
-        return packing.PackCollator(pad_id, additive_mask=additive)(features)
+        return collate(features)
     # a placeholder as wide as the row sets the width; its row is dropped after collating
-    batch = packing.PackCollator(pad_id, additive_mask=additive)([widest, *features])
+    width = int(max(len(f["input_ids"]) for f in features) * factor)
+    widest = {"input_ids": [pad_id] * width, "labels": [-100] * width, "position_ids": list(range(width))}
+    batch = collate([widest, *features])
     keep = [r for r in range(batch["input_ids"].shape[0]) if not (batch["input_ids"][r] == pad_id).all()]
     return {key: value[keep] for key, value in batch.items()}
 
