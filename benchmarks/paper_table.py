@@ -151,7 +151,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default=str(REPO / "runs" / "paper_table"))
     parser.add_argument("--name", default="paper_table")
-    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="rerun these variants, keep the JSON's others")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="VARIANT",
+        help="run only these variants (and keep the other rows of the JSON, if any)",
+    )
     parser.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON of an earlier run")
     args = parser.parse_args()
     out = REPO / "benchmarks" / "results"
@@ -163,7 +168,7 @@ def main() -> None:
     variants = variants_for(args.recipe)
     chosen = {name: variants[name] for name in (args.only or variants)}
     runs = run_all(chosen, args)
-    if args.only:  # the other rows (M0's with its pretraining time) come from the earlier run
+    if args.only and (out / f"{args.name}.json").is_file():  # the other rows come from the earlier run
         saved = json.loads((out / f"{args.name}.json").read_text())
         runs = {**saved["runs"], **{name: runs[name] for name in chosen}}
     rows = summarize(runs)

@@ -1,5 +1,6 @@
 """The embedded word-problem task (issue 11): GSM8K's format and grader on generated problems."""
 
+import json
 import random
 
 import pytest
@@ -132,11 +133,8 @@ def test_pretraining_stream_is_the_documents_joined_by_eos_in_full_rows():
     assert joined.startswith(text) and len(joined) - len(text) < 64 * 4  # only the last partial row is dropped
 
 
-def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
-    from selftaught import runs
-    from selftaught.loop import run_star
-
-    config = config_from_dict(
+def tiny_config(tmp_path, **loop):
+    return config_from_dict(
         {
             "task": {
                 "name": "word_problems",
@@ -151,9 +149,16 @@ def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
             },
             "generation": {"backend": "hf", "batch_size": 16},
             "train": {"first_steps": 4, "batch_size": 8, "save_every_steps": 0},
-            "loop": {"iterations": 1, "patience": 0, "filter": "answer"},
+            "loop": {"iterations": 1, "patience": 0, "filter": "answer", **loop},
         }
     )  # fmt: skip
+
+
+def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
+    from selftaught import runs
+    from selftaught.loop import run_star
+
+    config = tiny_config(tmp_path)
     summary = run_star(config, tmp_path / "run")
     m0 = next((tmp_path / "cache").glob("text-*"))
     assert (m0 / "tokenizer.json").is_file() and (m0 / "model.safetensors").is_file()
@@ -165,3 +170,35 @@ def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
     kept = runs.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
     assert any("<<" in r["completion"] and "####" in r["completion"] for r in kept)  # rationales were kept
     assert (tmp_path / "run" / "iter_001" / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_fine_tuned_models_are_prompted_as_trained_when_few_shot_for_trained_is_off(tmp_path, monkeypatch):
+    """The STaR code's --no_prompt: M0 reads the few-shot prefix; M1, M2 generate and are evaluated without it,
+    as their training examples show them; `selftaught eval RUN` follows the run."""
+    from typer.testing import CliRunner
+
+    import selftaught.loop
+    from selftaught.cli import app
+    from selftaught.loop import run_star
+
+    real_job, phases = selftaught.loop.ChunkJob, []
+
+    def recording_job(index, prompts, *rest):
+        phases.append({prompt.count("Q:") for prompt in prompts})
+        return real_job(index, prompts, *rest)
+
+    monkeypatch.setattr(selftaught.loop, "ChunkJob", recording_job)
+    config = tiny_config(tmp_path, iterations=2, few_shot_for_trained=False)
+    summary = run_star(config, tmp_path / "run")
+    shots = config.task.word_problems.few_shot_examples
+    # M0: evaluate, generate, rationalize (few-shot); M1: evaluate, generate, rationalize; M2: evaluate
+    assert phases[:3] == [{shots + 1}] * 3
+    assert phases[3:] == [{1}] * 4
+    train = [line for line in (tmp_path / "run" / "iter_001" / "train.jsonl").read_text().splitlines()]
+    assert train and all(line.count("Q:") == 1 for line in train)  # trained without the prefix
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(out.read_text())
+    assert scored["few_shot"] is False
+    assert scored["accuracy_by_bucket"] == summary["iterations"][-1]["accuracy_by_bucket"]

@@ -159,6 +159,12 @@ def eval_cmd(
     temperature: float = typer.Option(0.7, "--temperature", help="sampling temperature for --samples > 1"),
     split: str = typer.Option("test", "--split", help="which split of the task to score"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result here"),
+    few_shot: Optional[bool] = typer.Option(
+        None,
+        "--few-shot/--no-few-shot",
+        help="prompt with the task's few-shot prefix (default: yes, but a run's fine-tuned checkpoint as the run"
+        " prompts it, see loop.few_shot_for_trained)",
+    ),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k."""
@@ -179,7 +185,9 @@ def eval_cmd(
             path = str(ensure_base_model(config, make_task(config), Reporter(err_console)))
         else:
             path = resolve_model(model, config, iteration)
-        result = evaluate_model(config, path, samples, temperature, split)
+        if few_shot is None:  # iteration checkpoints live at iter_NNN/checkpoint; M0 always gets the prefix
+            few_shot = config.loop.few_shot_for_trained or Path(path).name != "checkpoint"
+        result = evaluate_model(config, path, samples, temperature, split, few_shot)
         if json_out:
             atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
     except USER_ERRORS as err:

@@ -84,22 +84,29 @@ def resolve_model(target: str, config: Config, iteration: int | None = None) -> 
 
 
 def evaluate_model(
-    config: Config, model_path: str, num_samples: int = 1, temperature: float = 0.0, split: str = "test"
+    config: Config,
+    model_path: str,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+    split: str = "test",
+    few_shot: bool = True,
 ) -> dict:
-    """Greedy accuracy per bucket, plus maj@k / pass@k when ``num_samples`` > 1."""
+    """Greedy accuracy per bucket, plus maj@k / pass@k when ``num_samples`` > 1; ``few_shot`` false
+    drops the task's few-shot prefix from the prompts."""
     from selftaught.generation import make_generator
     from selftaught.tasks import make_task
 
     task = make_task(config)
     examples = task.load(split)
     generator = make_generator(model_path, config)
-    prompts = [task.prompt(ex) for ex in examples]
+    prompts = [task.prompt(ex, few_shot=few_shot) for ex in examples]
     budgets = [task.max_new_tokens(ex) for ex in examples]
     stop = task.stop() if config.generation.stop_at_answer else NO_STOP
     greedy = generator.complete(prompts, budgets, seed=config.seed, stop=stop)
     rows = [star.grade(task, ex, texts[0], False) for ex, texts in zip(examples, greedy)]
     accuracy, by_bucket = star.accuracy_by_bucket(task, examples, rows)
     result = {"model": model_path, "task": task.name, "split": split, "num_examples": len(examples)}
+    result["few_shot"] = few_shot
     result |= {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
     if num_samples > 1:
         sampled = generator.complete(

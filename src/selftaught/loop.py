@@ -60,7 +60,8 @@ class Engine:
     def sample(
         self, model_path, examples: list[Example], hint: bool, label: str, chunks: Path, greedy: bool = False
     ) -> list[Sample]:
-        """Generate and grade completions (``num_samples`` each, or one greedy) per example.
+        """Generate and grade completions (``num_samples`` each, or one greedy) per example, prompted as
+        `few_shot_for` says for ``model_path``.
 
         Work goes in fixed chunks of ``generation.chunk_size`` examples, each saved atomically under
         ``chunks``; a resumed phase reloads finished chunks. Each chunk has its own seed, so the rows
@@ -68,12 +69,13 @@ class Engine:
         """
         g = self.config.generation
         num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
+        few_shot = self.few_shot_for(model_path)
         parts = [examples[start : start + g.chunk_size] for start in range(0, len(examples), g.chunk_size)]
         paths = [chunks / f"chunk_{k:05d}.jsonl" for k in range(len(parts))]
         jobs = [
             ChunkJob(
                 k,
-                [self.task.prompt(ex, hint=hint) for ex in part],
+                [self.task.prompt(ex, hint=hint, few_shot=few_shot) for ex in part],
                 [self.task.max_new_tokens(ex) for ex in part],
                 num_samples,
                 temperature,
@@ -97,6 +99,11 @@ class Engine:
                 write_rows(paths[result.index], graded)
                 advance(len(part) * num_samples)
         return [row for path in paths for row in read_samples(path)]
+
+    def few_shot_for(self, model_path: Path | str) -> bool:
+        """Whether ``model_path`` gets the few-shot prefix: M0 always; a fine-tuned model unless
+        ``loop.few_shot_for_trained`` is off, so that it is prompted as it was trained."""
+        return Path(model_path) == Path(self.base_path) or self.config.loop.few_shot_for_trained
 
     def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
         """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""

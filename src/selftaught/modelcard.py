@@ -201,7 +201,7 @@ def write_iteration_cards(
         iteration,
         absolute_model_path(meta.get("base_model") or base_model),
         metrics,
-        task.prompt(first),
+        task.prompt(first, few_shot=config.loop.few_shot_for_trained),  # how this checkpoint is prompted
         completion,
         chat=chat,
         adapter=adapter,

@@ -265,6 +265,9 @@ class LoopConfig:
     filter: str = "answer+rationale"  # answer | answer+rationale (also require verify_rationale)
     restart_from_base: bool = True  # paper: fine-tune the original M0 each iteration; False continues
     few_shot_in_training: bool = False  # keep the few-shot prefix in stored training prompts
+    # prompt fine-tuned models (M1, M2, ...) with the few-shot prefix when they generate and are evaluated; false
+    # prompts them as they were trained, without it (the STaR code's --no_prompt); M0 always gets it
+    few_shot_for_trained: bool = True
     # stop once this many iterations in a row improve accuracy by < min_improvement, or once accuracy is within
     # min_improvement of 100% (no iteration could count as progress); 0 = never stop early
     patience: int = 1

@@ -14,7 +14,7 @@ at once, while a rationale does one small operation per line.
 
 GSM8K's step check passes a rationale that skips steps: three right lines whose result happens to
 equal a 5-step problem's answer. With small numbers that happens often, and such rationales teach the
-model to stop early (all 4-5 step rationales kept in benchmarks/results/paper_table.json were of this
+model to stop early (all 4-5 step rationales kept in benchmarks/results/paper_table_v1.json were of this
 kind). ``check_every_step`` (on by default) also requires one calculation per step, using every
 number the story tells; a rationale that does the steps in another order is then a miss, never a
 false accept.
