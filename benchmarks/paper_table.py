@@ -16,7 +16,7 @@ M0 is pretrained (or read from its cache) once per seed before the variants, and
 on the M0 row. With --recipe recipes/arithmetic.yaml the same variants run on the arithmetic task.
 
 Run:  .venv/bin/python benchmarks/paper_table.py [--recipe recipes/word_problems.yaml] [--seeds 0 1 2]
-        [--iterations 3] [--set key=value ...] [--name paper_table]
+        [--iterations 2] [--set key=value ...] [--name paper_table]
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(REPO / "recipes" / "word_problems.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default=str(REPO / "runs" / "paper_table"))
     parser.add_argument("--name", default="paper_table")
