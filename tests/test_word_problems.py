@@ -194,7 +194,7 @@ def test_fine_tuned_models_are_prompted_as_trained_when_few_shot_for_trained_is_
     # M0: evaluate, generate, rationalize (few-shot); M1: evaluate, generate, rationalize; M2: evaluate
     assert phases[:3] == [{shots + 1}] * 3
     assert phases[3:] == [{1}] * 4
-    train = [line for line in (tmp_path / "run" / "iter_001" / "train.jsonl").read_text().splitlines()]
+    train = (tmp_path / "run" / "iter_001" / "train.jsonl").read_text().splitlines()
     assert train and all(line.count("Q:") == 1 for line in train)  # trained without the prefix
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--json", str(out)])

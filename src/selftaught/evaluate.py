@@ -105,8 +105,13 @@ def evaluate_model(
     greedy = generator.complete(prompts, budgets, seed=config.seed, stop=stop)
     rows = [star.grade(task, ex, texts[0], False) for ex, texts in zip(examples, greedy)]
     accuracy, by_bucket = star.accuracy_by_bucket(task, examples, rows)
-    result = {"model": model_path, "task": task.name, "split": split, "num_examples": len(examples)}
-    result["few_shot"] = few_shot
+    result = {
+        "model": model_path,
+        "task": task.name,
+        "split": split,
+        "num_examples": len(examples),
+        "few_shot": few_shot,
+    }
     result |= {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
     if num_samples > 1:
         sampled = generator.complete(
