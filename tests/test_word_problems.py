@@ -120,6 +120,38 @@ def test_m0_pretraining_text_is_q_a_blocks_of_easy_problems_never_a_task_questio
     assert all(answers[k] <= s <= 3 * answers[k] for k, s in enumerate(steps))  # 1 to 3 steps per problem
 
 
+def test_sloppy_pretraining_solutions_stop_one_step_short_and_never_under_a_hint():
+    from selftaught.tasks.answers import check_annotations
+    from selftaught.tasks.base import Example
+    from selftaught.training.text_base_model import pretraining_documents
+
+    def blocks(sloppy):
+        config = config_from_dict(
+            {
+                "task": {"name": "word_problems", "word_problems": {
+                    "train_per_step": 20, "test_per_step": 20, "pretrain_steps": [3, 4], "pretrain_sloppy": sloppy}},
+                "model": {"base": {"steps": 50, "batch_size": 4, "hint_fraction": 0.3}},
+            }
+        )  # fmt: skip
+        for doc in pretraining_documents(config, make_task(config)):
+            for block in doc.split("\n\n"):
+                question, solution = block.removeprefix("Q: ").split("\nA: ")
+                yield question, solution, question.count(".") - 1  # the story's first sentence, then a step each
+
+    assert all(solution.count("<<") == steps for _, solution, steps in blocks(0.0))
+    sloppy = list(blocks(0.6))
+    short = [(q, s, n) for q, s, n in sloppy if s.count("<<") == n - 1]
+    assert len(short) + sum(s.count("<<") == n for _, s, n in sloppy) == len(sloppy)
+    assert 0.4 < len(short) / len(sloppy) < 0.6  # 0.6 of the unhinted ones (a fifth carry a hint)
+    assert not [q for q, _, _ in short if q.endswith(")")]  # a hinted question always gets its whole solution
+    t = task()
+    for question, solution, steps in short:  # every line right, the answer is the value before the last step
+        assert solution.endswith(f"#### {solution.split(chr(10))[-2].rpartition('>>')[2]}")
+        assert not check_annotations(solution).problems
+        example = Example("x", question, "0", (("steps", steps),))
+        assert t.verify_rationale(example, solution) == f"{steps - 1} calculation(s) for a {steps}-step problem"
+
+
 def test_pretraining_stream_is_the_documents_joined_by_eos_in_full_rows():
     from selftaught.models.bpe import train_bpe_tokenizer
     from selftaught.training.text_base_model import stream_rows

@@ -101,6 +101,10 @@ class WordProblemsConfig:
     # the embedded M0 (model.name_or_path=embedded) is pretrained on text of solved easy problems
     pretrain_steps: list[int] = field(default_factory=lambda: [1, 2, 3])  # operations per pretraining problem
     pretrain_max_number: int = 9
+    # share of its (unhinted) solutions of 3+ step problems that forget the story's last step and give the
+    # value before it as the answer, as sloppy worked solutions on the web do: M0 then often stops one
+    # step short, and STaR's filter is what teaches it to finish (0: every solution is right)
+    pretrain_sloppy: float = 0.0
     vocab_size: int = 512  # its BPE tokenizer, trained on that text
 
     def __post_init__(self):
@@ -118,6 +122,10 @@ class WordProblemsConfig:
         require(
             2 * self.max_number <= self.max_value <= 9999,
             f"task.word_problems.max_value must be in 2*max_number..9999, got {self.max_value}",
+        )
+        require(
+            0.0 <= self.pretrain_sloppy < 1.0,
+            f"task.word_problems.pretrain_sloppy must be in [0, 1), got {self.pretrain_sloppy}",
         )
         require(
             300 <= self.vocab_size <= 50000,

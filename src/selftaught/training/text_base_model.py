@@ -38,7 +38,9 @@ def text_base_key(config: Config) -> str:
     w = config.task.word_problems
     fingerprint = {
         "base": {k: v for k, v in config.to_dict()["model"]["base"].items() if k != "cache_dir"},
-        "pretrain": [w.pretrain_steps, w.pretrain_max_number, w.max_value, w.vocab_size],
+        "pretrain": [w.pretrain_steps, w.pretrain_max_number, w.max_value, w.vocab_size, w.pretrain_sloppy],
+        # pretraining leaves out every training and test question, so those settings shape its text too
+        "questions": [w.train_steps, w.test_steps, w.train_per_step, w.test_per_step, w.max_number],
         "seed": config.seed,
         "version": CACHE_VERSION,
     }
@@ -72,8 +74,23 @@ def document_stream(config: Config, task) -> Iterator[str]:
             # sometimes do: that is what lets M0 use a hint when STaR rationalizes
             hinted = rng.random() < c.hint_fraction
             question = f"{problem.question} ({problem.answer})" if hinted else problem.question
-            blocks.append((question, problem.solution))
+            solution = problem.solution
+            # a writer who states the answer reaches it, so a hint always gets a whole solution
+            if w.pretrain_sloppy and not hinted and problem.steps >= 3 and rng.random() < w.pretrain_sloppy:
+                solution = forget_last_step(solution)
+            blocks.append((question, solution))
         yield render_few_shot(blocks)
+
+
+def forget_last_step(solution: str) -> str:
+    """The solution without its last step, answering the value before it (a sloppy worked solution).
+
+    >>> forget_last_step("5+3 = <<5+3=8>>8\\n8-2 = <<8-2=6>>6\\n#### 6")
+    '5+3 = <<5+3=8>>8\\n#### 8'
+    """
+    *lines, _answer = solution.split("\n")
+    kept = lines[:-1]
+    return "\n".join(kept + [f"#### {kept[-1].rpartition('>>')[2]}"])
 
 
 def pretrain_text_model(config: Config, task, path: Path, reporter) -> None:
