@@ -1,15 +1,16 @@
 """M0 for the embedded word-problem task: a small Llama with a BPE tokenizer, pretrained here on text.
 
-The pretraining text is documents of consecutive ``Q:/A:`` blocks of solved easy problems (1-3
-steps by default), read as a base LM reads web text: documents joined by EOS into one stream, cut into
-rows of ``ROW_TOKENS``, the loss on every token. Rows of one length need neither padding nor a
-per-example mask, so attention takes its plain causal path: 1.48x the real tokens/s of packed
-documents with a block mask on this 2-core CPU (11.2k vs 7.6k, benchmarks/pretrain_rows.py).
+The pretraining text is documents of consecutive ``Q:/A:`` blocks of solved problems (1-3 steps by
+default; with ``pretrain_sloppy`` many long solutions stop one step short), read as a base LM reads web
+text: documents joined by EOS into one stream, cut into rows of ``ROW_TOKENS``, the loss on every token.
+Rows of one length need neither padding nor a per-example mask, so attention takes its plain causal
+path: 1.48x the real tokens/s of packed documents with a block mask on this 2-core CPU (11.2k vs 7.6k,
+benchmarks/pretrain_rows.py).
 
 So M0 behaves like a pretrained base model under a few-shot prompt: it answers in the blocks' format,
-and after its answer it goes on to write the next ``Q:`` block, which the task's stop cuts. It has
-never seen a problem as long as the hardest ones STaR trains and tests on. Cached by a hash of what
-decides it.
+and after its answer it goes on to write the next ``Q:`` block, which the task's stop cuts. By default it
+has never seen a problem as long as the hardest ones STaR trains and tests on; recipes/word_problems.yaml
+instead shows it every length but the habit of stopping short. Cached by a hash of what decides it.
 """
 
 from __future__ import annotations
