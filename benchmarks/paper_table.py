@@ -57,11 +57,15 @@ def pretrain_m0(recipe: str, seed: int, args) -> float:
 
 def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -> dict:
     from selftaught.config import load_config
-    from selftaught.loop import run_star
+    from selftaught.loop import NothingToTrain, run_star
 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    summary = run_star(load_config(recipe, common_overrides(seed, args) + overrides), out)
+    try:
+        summary = run_star(load_config(recipe, common_overrides(seed, args) + overrides), out)
+    except NothingToTrain as error:  # an ablation that cannot start is a result: the model stays M0
+        print(f"seed {seed} {out.name}: {error}; the model stays M0", flush=True)
+        return _stays_m0(out, time.perf_counter() - start)
     last = summary["iterations"][-1]
     return {
         "accuracy": last["accuracy"],
@@ -71,6 +75,21 @@ def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -
         "num_kept_unverified": last.get("num_kept_unverified", 0),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "base": summary["base"],
+    }
+
+
+def _stays_m0(out: Path, seconds: float) -> dict:
+    """A variant whose first iteration kept nothing: M0's test accuracy, no samples, no training."""
+    base = json.loads((out / "base" / "metrics.json").read_text())
+    return {
+        "accuracy": base["accuracy"],
+        "accuracy_by_bucket": base["accuracy_by_bucket"],
+        "num_kept": 0,
+        "num_rationalized": 0,
+        "num_kept_unverified": 0,
+        "wall_seconds": round(seconds, 1),
+        "base": base,
+        "nothing_to_train": True,
     }
 
 

@@ -6,7 +6,8 @@ the embedded model's architecture (4 layers, 128 wide). Each layout trains the s
 same seed for the same steps with `train_sft` (the loop's path), side by side in one process, in
 alternating order over ``--rounds`` rounds. Reported: real (non-padding) tokens/s, the batch share
 that is padding, the first-step loss (the same examples, so it must agree), and model FLOP/s as a
-share of this machine's measured fp32 matmul peak (a 2048^2 matmul on the same threads).
+share of this machine's measured matmul peak (a 2048^2 matmul on the same threads) in the layout's
+precision: `packed-bf16` trains under bf16 autocast (`train.precision=bf16`), the others in fp32.
 
 FLOPs per real token: 6 N (N = parameters doing matmuls, the tied LM head included) plus attention,
 12 L d S (S = mean attended length, half the example length), the PaLM appendix B count.
@@ -26,13 +27,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-LAYOUTS = ("padded", "packed", "packed-eager", "flattened")
+LAYOUTS = ("padded", "packed", "packed-eager", "flattened", "packed-bf16")
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -40,6 +41,11 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def _precision(layout: str) -> str:
+    """bf16 layouts train under bf16 autocast (fp32 weights), on CPU too; the rest in fp32."""
+    return "bf16" if layout.endswith("bf16") else "fp32"
 
 
 def default_features(recipe: Path) -> tuple[list[dict], object, object]:
@@ -76,7 +82,9 @@ def train_once(layout: str, features, tokenizer, config, steps: int, folder: Pat
     torch.manual_seed(0)
     start = time.perf_counter()
     try:
-        settings = dataclasses.replace(config.train, save_every_steps=0, packing=layout != "padded")
+        settings = dataclasses.replace(
+            config.train, save_every_steps=0, packing=layout != "padded", precision=_precision(layout)
+        )
         log = sft.train_sft(model, data, tokenizer.pad_token_id, folder / layout, steps, settings, seed=0)
     finally:
         sft.collator_for = original
@@ -107,7 +115,7 @@ def main() -> None:
     random.Random(0).shuffle(shuffled)
     share = padding_share(shuffled, batch)
     real_per_step = share["real_tokens"] / (len(features) / batch)
-    peak = matmul_peak_gflops()
+    peak = {"fp32": matmul_peak_gflops(), "bf16": matmul_peak_gflops(dtype="bfloat16")}
     mean_len = share["real_tokens"] / len(features)
     c = config.model.base
     times: dict[str, list[float]] = {layout: [] for layout in args.layouts}
@@ -135,18 +143,22 @@ def main() -> None:
                 "speedup_vs_padded": round(base / seconds, 2),
                 "padding_share": round(share["padded_share"] if layout == "padded" else share["packed_share"], 3),
                 "first_step_loss": round(info[layout]["first_loss"], 5),
-                "pct_of_matmul_peak": round(100 * tokens_per_second * flops_per_token / (peak * 1e9), 1),
+                # each layout against the matmul peak of its own precision
+                "pct_of_matmul_peak": round(
+                    100 * tokens_per_second * flops_per_token / (peak[_precision(layout)] * 1e9), 1
+                ),
             }
         )
     print(f"default run's training set: {len(features)} examples, {mean_len:.1f} tokens each, batch {batch}, "
           f"{args.steps} steps x {args.rounds} rounds; model {params / 1e6:.2f}M params; "
-          f"fp32 matmul peak {peak:.0f} GFLOP/s")  # fmt: skip
+          f"matmul peak fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s")  # fmt: skip
     print(f"{'layout':13} {'seconds':>8} {'real tok/s':>10} {'x padded':>8} {'padding':>8} {'loss@1':>8} {'% peak':>7}")
     for r in rows:
         print(f"{r['layout']:13} {r['seconds']:>8} {r['real_tokens_per_second']:>10} {r['speedup_vs_padded']:>8} "
               f"{r['padding_share']:>8} {r['first_step_loss']:>8} {r['pct_of_matmul_peak']:>7}")  # fmt: skip
     payload = {"examples": len(features), "mean_tokens": mean_len, "batch_size": batch, "steps": args.steps,
-               "rounds": args.rounds, "parameters": params, "matmul_peak_gflops": round(peak, 1),
+               "rounds": args.rounds, "parameters": params, "matmul_peak_gflops": round(peak["fp32"], 1),
+               "matmul_peak_bf16_gflops": round(peak["bf16"], 1),
                "flops_per_real_token": flops_per_token, "rows": rows}  # fmt: skip
     Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -48,6 +48,7 @@ def test_dotted_overrides_are_typed(tmp_path):
         ("trian.first_steps=3", "did you mean 'train'"),
         ("train.first_steps=-5", "train.first_steps must be >= 1"),
         ("loop.filter=rationale", "loop.filter must be one of"),
+        ("train.precision=fp16", "train.precision must be one of"),
         ("loop.iterations=three", "loop.iterations must be int"),
         ("loop.iterations=true", "loop.iterations must be int"),
         ("generation.num_samples=4", "needs generation.temperature > 0"),

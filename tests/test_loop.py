@@ -3,7 +3,7 @@
 import pytest
 
 from selftaught import runs
-from selftaught.loop import run_star
+from selftaught.loop import NothingToTrain, run_star
 from selftaught.tasks import make_task
 from tests.conftest import tiny_run_config
 
@@ -88,6 +88,19 @@ def test_resume_after_crash_gives_the_same_result(finished, tmp_path, monkeypatc
     assert [r["accuracy_by_bucket"] for r in resumed["iterations"]] == [
         r["accuracy_by_bucket"] for r in summary["iterations"]
     ]
+
+
+def test_an_iteration_that_keeps_nothing_stops_with_m0_evaluated(finished, tmp_path, monkeypatch):
+    """No kept sample: a clear error (the CLI exits 2), and M0's evaluation is on disk (ablation tables use it)."""
+    from selftaught import star
+
+    config, _, summary = finished
+    monkeypatch.setattr(star, "training_records", lambda *args, **kwargs: [])
+    with pytest.raises(NothingToTrain, match="iteration 1: no rationale reached the right answer"):
+        run_star(config, tmp_path / "empty")
+    base = runs.read_json(tmp_path / "empty" / "base" / "metrics.json")
+    assert base["accuracy"] == summary["base"]["accuracy"]
+    assert runs.read_jsonl(tmp_path / "empty" / "iter_001" / "train.jsonl") == []
 
 
 def test_eval_reproduces_the_run_and_reports_maj_and_pass(finished):

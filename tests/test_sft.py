@@ -32,3 +32,25 @@ def test_training_changes_parameters_and_lowers_loss(char_tokenizer, tiny_llama,
     assert log[-1]["loss"] < 0.7 * log[0]["loss"]
     changed = [k for k, v in tiny_llama.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) == len(before)
+
+
+def test_bf16_precision_autocasts_on_cpu_and_keeps_fp32_weights(char_tokenizer, tiny_llama, tmp_path):
+    """train.precision=bf16 runs the matmuls in bf16 on CPU too; weights stay fp32 and still learn."""
+    import copy
+    import dataclasses
+
+    scheme = make_scheme("digit", char_tokenizer)
+    pairs = [(f"{a}+{b}=", f"{a}{b}0{(a + b) % 10}{(a + b) // 10}|{a + b}") for a in range(10) for b in range(10)]
+    features = encode_pairs(char_tokenizer, scheme, pairs)
+    fp32_model = copy.deepcopy(tiny_llama)
+    seen = set()
+    hook = tiny_llama.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    bf16 = train_sft(tiny_llama, features, char_tokenizer.pad_token_id, tmp_path / "bf16", 60,
+                     dataclasses.replace(FAST, precision="bf16"), seed=0)  # fmt: skip
+    hook.remove()
+    fp32 = train_sft(fp32_model, features, char_tokenizer.pad_token_id, tmp_path / "fp32", 60,
+                     dataclasses.replace(FAST, precision="fp32"), seed=0)  # fmt: skip
+    assert seen == {torch.bfloat16}
+    assert {p.dtype for p in tiny_llama.parameters()} == {torch.float32}
+    assert abs(bf16[0]["loss"] - fp32[0]["loss"]) < 0.02 * fp32[0]["loss"]  # same batch, bf16 rounding
+    assert bf16[-1]["loss"] < 0.7 * bf16[0]["loss"]

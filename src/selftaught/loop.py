@@ -39,6 +39,10 @@ class StarError(RuntimeError):
     """The loop cannot go on (e.g. nothing was kept to train on); the message says what to check."""
 
 
+class NothingToTrain(StarError):
+    """An iteration's filter kept no sample, so there is no model to train (the model stays as it was)."""
+
+
 def load_data(config: Config) -> tuple[Task, list[Example], list[Example]]:
     """The task and its train and test examples (bad settings or data raise here)."""
     task = make_task(config)
@@ -226,7 +230,7 @@ class Iteration:
         if not (self.folder / "train.jsonl").is_file():
             write_rows(self.folder / "train.jsonl", self.records)
         if not self.records:
-            raise StarError(
+            raise NothingToTrain(
                 f"iteration {self.n}: no rationale reached the right answer, so there is nothing to train on; "
                 "check the few-shot prompt and answer extraction with `selftaught eval`"
             )

@@ -249,6 +249,9 @@ class TrainConfig:
     max_length: int = 2048  # tokens per training example (longer ones are truncated)
     save_every_steps: int = 50  # checkpoint the trainer this often, so a kill loses at most this many steps
     packing: bool = True  # pack each batch's examples into rows (no padding compute); false: pad every row
+    # auto: bf16 autocast on a GPU that has bf16, fp32 on CPU; bf16: autocast on CPU too (pays only where the
+    # CPU computes bf16 natively: AVX512-BF16 or AMX); fp32. Weights and optimizer state stay fp32 either way
+    precision: str = "auto"
 
     def __post_init__(self):
         require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
@@ -259,6 +262,7 @@ class TrainConfig:
         require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
         require(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        choice("train", "precision", self.precision, ("auto", "bf16", "fp32"))
 
     def steps_for(self, iteration: int) -> int:
         """Steps in 1-based ``iteration``: first_steps * growth^(iteration-1), rounded."""

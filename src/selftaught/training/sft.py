@@ -158,6 +158,17 @@ def _tensorboard_callback(logs_dir: str | Path):
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(logs_dir)))
 
 
+def use_bf16(precision: str, cuda: bool) -> bool:
+    """Whether to train under bf16 autocast: ``auto`` means on a GPU that supports it, never on CPU.
+
+    >>> use_bf16("auto", cuda=False), use_bf16("bf16", cuda=False), use_bf16("fp32", cuda=True)
+    (False, True, False)
+    """
+    if precision == "auto":
+        return cuda and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
+
+
 def train_sft(
     model,
     features: list[dict],
@@ -173,7 +184,8 @@ def train_sft(
 ) -> list[dict]:
     """Train in place for ``max_steps`` optimizer steps with ``train``'s settings; returns the loss log.
 
-    bf16 and gradient checkpointing are used only on a GPU; on CPU everything runs in fp32. With
+    ``train.precision`` picks bf16 autocast or fp32 (`use_bf16`); gradient checkpointing is used only on
+    a GPU. With
     ``train.save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler,
     RNG and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
     ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
@@ -201,7 +213,7 @@ def train_sft(
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=use_bf16(train.precision, cuda),
         gradient_accumulation_steps=train.gradient_accumulation_steps,
         **_checkpointing_kwargs(train.gradient_checkpointing and cuda),
         # random batches: grouping by length made M0's batches all-plain or all-hinted and all one
