@@ -10,6 +10,8 @@ Variants, each from the same cached M0, data, step schedule and number of iterat
 
 For each variant and seed: final test accuracy, accuracy per bucket (steps for word problems, digits for
 arithmetic), kept / rationalized / right-answer-but-failed-step counts of the last iteration, wall time.
+A variant whose first iteration keeps nothing (`NothingToTrain`: e.g. no rationalization and M0 right on
+no training problem) never trains, so it is recorded as M0's accuracy with nothing kept.
 Writes one JSON and one PNG (mean over seeds, bars from min to max) under benchmarks/results/.
 
 M0 is pretrained (or read from its cache) once per seed before the variants, and that time is reported

@@ -249,8 +249,8 @@ class TrainConfig:
     max_length: int = 2048  # tokens per training example (longer ones are truncated)
     save_every_steps: int = 50  # checkpoint the trainer this often, so a kill loses at most this many steps
     packing: bool = True  # pack each batch's examples into rows (no padding compute); false: pad every row
-    # auto: bf16 autocast on a GPU that has bf16, fp32 on CPU; bf16: autocast on CPU too (pays only where the
-    # CPU computes bf16 natively: AVX512-BF16 or AMX); fp32. Weights and optimizer state stay fp32 either way
+    # auto: bf16 autocast where the hardware computes bf16 natively (a bf16 GPU; a CPU with AVX512-BF16 or AMX,
+    # 1.3x fp32 there), else fp32; bf16 | fp32 force one. Weights and optimizer state stay fp32 either way
     precision: str = "auto"
 
     def __post_init__(self):

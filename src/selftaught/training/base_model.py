@@ -115,6 +115,7 @@ def train_and_cache(
         save_every_steps=max(config.train.save_every_steps, c.steps // 10),  # M0: ~10 checkpoints
         packing=config.train.packing if packing is None else packing,
         max_length=max_length,
+        precision="fp32",  # M0 is cached by model.base alone: the same weights whatever CPU trained it
     )
     scratch = path.parent / f".trainer-{path.name}"
     with reporter.phase(label, total=c.steps) as advance:

@@ -159,14 +159,21 @@ def _tensorboard_callback(logs_dir: str | Path):
 
 
 def use_bf16(precision: str, cuda: bool) -> bool:
-    """Whether to train under bf16 autocast: ``auto`` means on a GPU that supports it, never on CPU.
+    """Whether to train under bf16 autocast; ``auto`` means where the hardware computes bf16 natively.
 
-    >>> use_bf16("auto", cuda=False), use_bf16("bf16", cuda=False), use_bf16("fp32", cuda=True)
-    (False, True, False)
+    >>> use_bf16("bf16", cuda=False), use_bf16("fp32", cuda=True)
+    (True, False)
     """
     if precision == "auto":
-        return cuda and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported() if cuda else native_cpu_bf16()
     return precision == "bf16"
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); without them, bf16 autocast is
+    emulated and slower than fp32. (torch's own probes; private, hence the guard.)"""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
 
 
 def train_sft(
