@@ -68,30 +68,25 @@ def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -
     except NothingToTrain as error:  # an ablation that cannot start is a result: the model stays M0
         print(f"seed {seed} {out.name}: {error}; the model stays M0", flush=True)
         return _stays_m0(out, time.perf_counter() - start)
-    last = summary["iterations"][-1]
+    return _row(summary["iterations"][-1], summary["base"], time.perf_counter() - start)
+
+
+def _stays_m0(out: Path, seconds: float) -> dict:
+    """A variant whose first iteration kept nothing: M0's test accuracy, no samples, no training."""
+    base = json.loads((out / "base" / "metrics.json").read_text())
+    return {**_row(base, base, seconds), "nothing_to_train": True}
+
+
+def _row(last: dict, base: dict, seconds: float) -> dict:
+    """One variant's result for one seed: ``last`` is its last iteration's metrics (M0's has no counts)."""
     return {
         "accuracy": last["accuracy"],
         "accuracy_by_bucket": last["accuracy_by_bucket"],
         "num_kept": last.get("num_kept", 0),
         "num_rationalized": last.get("num_rationalized", 0),
         "num_kept_unverified": last.get("num_kept_unverified", 0),
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "base": summary["base"],
-    }
-
-
-def _stays_m0(out: Path, seconds: float) -> dict:
-    """A variant whose first iteration kept nothing: M0's test accuracy, no samples, no training."""
-    base = json.loads((out / "base" / "metrics.json").read_text())
-    return {
-        "accuracy": base["accuracy"],
-        "accuracy_by_bucket": base["accuracy_by_bucket"],
-        "num_kept": 0,
-        "num_rationalized": 0,
-        "num_kept_unverified": 0,
         "wall_seconds": round(seconds, 1),
         "base": base,
-        "nothing_to_train": True,
     }
 
 
@@ -221,8 +216,7 @@ def run_all(variants: dict[str, list[str]], args) -> dict[str, list[dict]]:
             runs[name].append(result)
             print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
         base = result["base"]
-        runs["M0 few-shot"].append({**base, "num_kept": 0, "num_rationalized": 0, "num_kept_unverified": 0,
-                                    "wall_seconds": m0_seconds})  # fmt: skip
+        runs["M0 few-shot"].append(_row(base, base, m0_seconds))
     return runs
 
 

@@ -33,7 +33,7 @@ LAYOUTS = ("padded", "packed", "packed-eager", "flattened", "packed-bf16")
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
     import torch
 
-    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
+    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype)) for _ in range(2))
     a @ b
     best = float("inf")
     for _ in range(repeats):

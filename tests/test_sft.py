@@ -1,3 +1,6 @@
+import copy
+import dataclasses
+
 import torch
 
 from selftaught.config import TrainConfig
@@ -36,9 +39,6 @@ def test_training_changes_parameters_and_lowers_loss(char_tokenizer, tiny_llama,
 
 def test_bf16_precision_autocasts_on_cpu_and_keeps_fp32_weights(char_tokenizer, tiny_llama, tmp_path):
     """train.precision=bf16 runs the matmuls in bf16 on CPU too; weights stay fp32 and still learn."""
-    import copy
-    import dataclasses
-
     scheme = make_scheme("digit", char_tokenizer)
     pairs = [(f"{a}+{b}=", f"{a}{b}0{(a + b) % 10}{(a + b) // 10}|{a + b}") for a in range(10) for b in range(10)]
     features = encode_pairs(char_tokenizer, scheme, pairs)
