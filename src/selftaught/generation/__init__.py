@@ -17,7 +17,7 @@ import torch
 
 from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
-from selftaught.models import LoadedModel, load_model, load_tokenizer, render_prompt, use_chat
+from selftaught.models import LoadedModel, generation_dtype, load_model, load_tokenizer, render_prompt, use_chat
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
 
@@ -100,4 +100,5 @@ def make_generator(model_path, config):
         render = partial(render_prompt, tokenizer, chat)
         tensor_parallel = max(1, int(config.distributed.gpus_per_worker))  # one engine over a worker's GPUs
         return VLLMGenerator(model_path, config.model, render, config.seed, chat, tensor_parallel)
-    return Generator(load_model(model_path, config.model), g.backend, g.batch_size, g.prefix_cache)
+    loaded = load_model(model_path, config.model, generation_dtype(g.precision, config.model))
+    return Generator(loaded, g.backend, g.batch_size, g.prefix_cache)

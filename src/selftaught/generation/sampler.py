@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from selftaught.generation.prefix import SharedPrefix, batch_cache, padded_batch
+from selftaught.generation.prefix import SharedPrefix, batch_cache, keeps_logits, padded_batch
 from selftaught.models.positions import DigitPositions
 from selftaught.tasks.stops import NO_STOP, Stop
 
@@ -72,14 +72,21 @@ def encode(tokenizer, prompts: list[str], add_special_tokens: bool = True) -> li
     return tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
 
 
-def _first_forward(model, scheme, ids, mask, prefix: SharedPrefix | None, max_new_tokens: int):
-    """Logits for the batch's prompts (only the part after a shared prefix is computed), and the state
-    of the position scheme."""
+def _first_forward(model, scheme, ids, mask, pads, prefix: SharedPrefix | None, max_new_tokens: int):
+    """Last-position logits for the batch's prompts (only the part after a shared prefix is computed),
+    and the state of the position scheme."""
     digit = isinstance(scheme, DigitPositions)
     positions, state = scheme.full(ids) if digit else scheme.full_from_mask(mask)
     start = len(prefix.ids) if prefix else 0
-    cache = batch_cache(model.config, prefix, len(ids), ids.shape[1] + max_new_tokens)
-    out = model(input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:], past_key_values=cache)
+    cache = batch_cache(model.config, prefix, pads, ids.shape[1] + max_new_tokens)
+    kwargs = {"logits_to_keep": 1} if keeps_logits(model) else {}
+    out = model(
+        input_ids=ids[:, start:],
+        attention_mask=mask,
+        position_ids=positions[:, start:],
+        past_key_values=cache,
+        **kwargs,
+    )
     return out, state
 
 
@@ -99,7 +106,7 @@ def sample_ids(
     """The generated token ids of each tokenized prompt, up to EOS (excluded), its budget or the task's
     stop. With ``prefix`` (every row starts with its ids), its cache replaces recomputing it."""
     device = next(model.parameters()).device
-    ids, mask = padded_batch(rows, tokenizer.pad_token_id, len(prefix.ids) if prefix else 0, device)
+    ids, mask, pads = padded_batch(rows, tokenizer.pad_token_id, device)
     digit = isinstance(scheme, DigitPositions)
     generator = torch.Generator(device=device).manual_seed(seed)
     ends = eos_ids(model, tokenizer)
@@ -107,7 +114,7 @@ def sample_ids(
     budgets_list = _budgets(max_new_tokens, len(rows))
     budgets = torch.tensor(budgets_list, device=device)
     done = budgets <= 0
-    out, state = _first_forward(model, scheme, ids, mask, prefix, max(budgets_list, default=0))
+    out, state = _first_forward(model, scheme, ids, mask, pads, prefix, max(budgets_list, default=0))
     new_tokens: list[torch.Tensor] = []
     for count in range(1, max(budgets_list, default=0) + 1):
         token = _pick(out.logits[:, -1, :], temperature, top_p, generator)
@@ -171,7 +178,7 @@ def hf_generate_ids(
     reuse; static, so that decoding writes in place rather than re-copying the cache at every token)."""
     budgets = _budgets(max_new_tokens, len(rows))
     device = next(model.parameters()).device
-    ids, mask = padded_batch(rows, tokenizer.pad_token_id, len(prefix.ids) if prefix else 0, device)
+    ids, mask, pads = padded_batch(rows, tokenizer.pad_token_id, device)
     prompt_length = ids.shape[1]
     criteria = StoppingCriteriaList([StopCriteria(tokenizer, stop, prompt_length)] if not stop.empty else [])
     sampling = temperature > 0
@@ -179,7 +186,7 @@ def hf_generate_ids(
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
-        past_key_values=prefix.static(model.config, len(rows), prompt_length + max(budgets)) if prefix else None,
+        past_key_values=prefix.static(model.config, pads, prompt_length + max(budgets)) if prefix else None,
         max_new_tokens=max(budgets),
         do_sample=sampling,
         temperature=temperature if sampling else None,

@@ -67,6 +67,25 @@ def pick_dtype(config: ModelConfig, device: str) -> torch.dtype:
     return DTYPES[config.dtype]
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); without them, bf16 is
+    emulated and slower than fp32. (torch's own probes; private, hence the guard.)"""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def generation_dtype(precision: str, config: ModelConfig) -> torch.dtype:
+    """The weights' dtype for generation (``generation.precision``): ``auto`` is bf16 wherever the hardware
+    computes it natively (a CUDA device under ``model.dtype=auto``, a CPU with AVX512-BF16 or AMX), else
+    ``model.dtype``'s choice; a fine-tuned checkpoint is still trained and saved in fp32."""
+    if precision in ("bf16", "fp32"):
+        return torch.bfloat16 if precision == "bf16" else torch.float32
+    device = pick_device(config)
+    if config.dtype == "auto" and device == "cpu" and native_cpu_bf16():
+        return torch.bfloat16
+    return pick_dtype(config, device)
+
+
 def _adapter_base(path: Path) -> str | None:
     if (path / "adapter_config.json").is_file():
         return load_meta(path).get("base_model") or json.loads((path / "adapter_config.json").read_text()).get(
@@ -103,8 +122,9 @@ def use_chat(tokenizer, config: ModelConfig, path) -> bool:
     return config.chat_template == "on" or (config.chat_template == "auto" and has_template)
 
 
-def load_model(path: str | Path, config: ModelConfig | None = None) -> LoadedModel:
-    """Model, tokenizer, position scheme and chat flag from a local folder or a hub id."""
+def load_model(path: str | Path, config: ModelConfig | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
+    """Model, tokenizer, position scheme and chat flag from a local folder or a hub id; ``dtype``
+    overrides ``config.dtype``'s choice (generation picks its own, `generation_dtype`)."""
     config = config or ModelConfig()
     device = pick_device(config)
     local = Path(str(path))
@@ -113,7 +133,7 @@ def load_model(path: str | Path, config: ModelConfig | None = None) -> LoadedMod
         base = _adapter_base(local) if local.is_dir() else None
     except ValueError as err:
         raise ConfigError(f"cannot load model {path}: {_first_line(err)}") from None
-    kwargs = {"dtype": pick_dtype(config, device), "trust_remote_code": config.trust_remote_code}
+    kwargs = {"dtype": dtype or pick_dtype(config, device), "trust_remote_code": config.trust_remote_code}
     tokenizer = load_tokenizer(path, config)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(base or path), **kwargs)

@@ -16,6 +16,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from selftaught.config import TrainConfig
+from selftaught.models import native_cpu_bf16
 from selftaught.models.positions import PERIOD, DigitPositions
 from selftaught.training.packing import IGNORE, VARLEN_KERNELS, PackCollator
 
@@ -167,13 +168,6 @@ def use_bf16(precision: str, cuda: bool) -> bool:
     if precision == "auto":
         return torch.cuda.is_bf16_supported() if cuda else native_cpu_bf16()
     return precision == "bf16"
-
-
-def native_cpu_bf16() -> bool:
-    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); without them, bf16 autocast is
-    emulated and slower than fp32. (torch's own probes; private, hence the guard.)"""
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe() for probe in probes if probe is not None)
 
 
 def train_sft(
