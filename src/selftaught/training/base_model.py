@@ -22,6 +22,7 @@ from pathlib import Path
 from selftaught.config import Config, TrainConfig
 from selftaught.models import save_model
 from selftaught.models.embedded import build_char_tokenizer, build_tiny_llama
+from selftaught.models.gguf import ensure_converted, is_gguf
 from selftaught.models.positions import make_scheme
 from selftaught.runs import atomic_save_dir
 from selftaught.tasks.arithmetic import ArithmeticTask, sample_pairs
@@ -64,8 +65,11 @@ def base_training_pairs(config: Config, task: ArithmeticTask) -> list[tuple[str,
 
 def ensure_base_model(config: Config, task, reporter) -> Path | str:
     """Path of M0: the cached embedded model (trained now if missing) or the configured model."""
-    if config.model.name_or_path != "embedded":
-        return config.model.name_or_path
+    m = config.model
+    if is_gguf(m.name_or_path, m.gguf_file):
+        return ensure_converted(m.name_or_path, m.gguf_file, m.base.cache_dir)
+    if m.name_or_path != "embedded":
+        return m.name_or_path
     if task.name == "word_problems":
         from selftaught.training.text_base_model import pretrain_text_model, text_base_key
 
