@@ -92,3 +92,21 @@ def test_make_generator_loads_weights_in_the_generation_dtype_and_training_stays
     texts = generator.complete([f"{PREFIX} {QUESTIONS[0]}"], [4])
     assert len(texts) == 1 and isinstance(texts[0][0], str)
     assert next(load_model(sliding_model, config.model).model.parameters()).dtype == torch.float32
+
+
+def test_the_output_layer_gets_a_flat_contiguous_input_and_the_logits_keep_their_shape(sliding_model):
+    """A strided ``hidden[:, -1:, :]`` sent to a bf16 output layer went through `bmm` with the weight
+    copied per row; the generator hands it a 2-D contiguous matrix, and the logits are unchanged."""
+    from selftaught.generation import flat_output_layer
+
+    lm = load_model(sliding_model, ModelConfig(chat_template="off"), dtype=torch.bfloat16)
+    ids = lm.tokenizer([f"{PREFIX} {q}" for q in QUESTIONS[:2]], return_tensors="pt", padding=True)["input_ids"]
+    with torch.inference_mode():
+        before = lm.model(ids, logits_to_keep=1).logits
+        flat_output_layer(lm.model)
+        flat_output_layer(lm.model)  # once is enough: a second call adds no hooks
+        seen = []
+        lm.model.get_output_embeddings().register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+        after = lm.model(ids, logits_to_keep=1).logits
+    assert after.shape == before.shape == (2, 1, len(lm.tokenizer)) and torch.equal(after, before)
+    assert seen[0].dim() == 2 and seen[0].is_contiguous()
