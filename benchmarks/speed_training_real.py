@@ -69,13 +69,10 @@ def main() -> None:
     if args.worker:
         worker(args.model, args.worker, args.steps, args.batch_size)
         return
-    from speed_real import real_model_file
+    from speed_real import model_folder
     from speed_training import matmul_peak_gflops
 
-    from selftaught.models.gguf import ensure_converted, is_gguf
-
-    source = real_model_file(args.model)
-    path = str(ensure_converted(source, "", REPO / ".cache/selftaught/base")) if is_gguf(source) else source
+    path = model_folder(args.model)
     peak = matmul_peak_gflops(dtype="bfloat16")
     rows = []
     for mode in MODES:
