@@ -20,7 +20,28 @@ GLASSES = Example(
 )
 PIE = Example("pie", "A pie is cut into 8 slices and 6 are eaten. What percent of the pie is left?", "25")
 
+CYNTHIA = Example(
+    "cynthia",
+    "Cynthia eats one serving of ice cream every night. She buys cartons of ice cream with 15 servings of ice "
+    "cream per carton at a cost of $4.00 per carton. After 60 days, how much will she spend on ice cream?",
+    "16",
+)
+RYAN = Example(
+    "ryan",
+    "Ryan plants 2 flowers a day in his garden. After 15 days, how many flowers does he have if 5 did not grow?",
+    "25",
+)
+
 GSM_CASES = [
+    # the answer sentence restates a number from the question (read as 60 and 15 before)
+    (
+        CYNTHIA,
+        "She needs 60 / 15 = 4 cartons, at $4.00 each.\n\nAnswer: After 60 days, Cynthia will spend $16.00",
+        "16",
+    ),
+    (RYAN, "He plants 2 * 15 = 30 flowers and 5 do not grow.\nTherefore, Ryan has 25 flowers after 15 days.", "25"),
+    (RYAN, "In 15 days he plants 30 flowers, 5 of them die, so he has 30 - 5 = 25", "25"),
+    (Example("same", "Tom had 5 apples, ate 2 and bought 2. How many does he have?", "5"), "He has 3 + 2 = 5", "5"),
     # base model, STaR few-shot format, running on into a made-up next question with its own answer
     (
         GLASSES,
@@ -70,6 +91,10 @@ def test_gsm8k_right_answers_in_real_styles(gsm, example, completion, answer):
         (GLASSES, "Half are cheaper.\n#### 40\n\nQ: next\nA: #### 64"),  # the next question does not count
         (GLASSES, "The final answer is $\\boxed{80}$. (64 if discounted)"),
         (PIE, "6/8 are eaten.\nThe answer is 3/4."),  # a fraction, but the wrong one
+        # the gold answer in the working, a wrong one in the last sentence: no number from the working counts
+        (CYNTHIA, "4 cartons cost 4 * 4 = $16.\nSo after 60 days Cynthia will spend $20."),
+        (RYAN, "He plants 2 * 15 = 30 and 5 die: 25 left.\nAfter 15 days Ryan has 30 flowers."),
+        (CYNTHIA, "She eats 60 servings, 15 per carton, 16 dollars is too much.\nAnswer: 60 servings, 4 cartons"),
         (PIE, "The answer is 0.25%."),  # a percentage sign means percent
         (Example("n", "How many slices are left?", "25"), "The answer is 1/4."),  # no percent asked
     ],
@@ -125,6 +150,9 @@ CSQA_CASES = [
     ("Let me think. Maine is a state known for seafood.\n\n**Answer: (A) maine**", "a"),
     ("Maine fits best.\n\nThe answer is A, maine.", "a"),
     ("All options are coastal. The best choice is maine.", "a"),
+    # an answer in words, without "answer"
+    ("Seafood is everywhere on the coast, so the most likely place to find one is Maine (A).", "a"),
+    ("Lobster comes from the north. The most likely answer is maine.", "a"),
 ]
 
 
@@ -148,6 +176,12 @@ def test_commonsenseqa_right_answers_in_real_styles(csqa, completion, label):
         "The answer is B, maine.",
         "Therefore, the answer is boston (b).\n\nQ: next\nA: the answer is maine (a).",
         "The answer is maine or boston.",
+        # hedges published models write: one letter used to be read from each
+        "Therefore, the answer is either A or B.",
+        "The answer is A or D.",
+        "The answer is B, boston; D, coastal cities; or E, ocean.",
+        "The answer is (a) maine or boston.",
+        "The most likely place is either maine or a beach town (C).",
         "The answer is clear.",
     ],
 )

@@ -35,6 +35,9 @@ def test_one_run_writes_the_run_directory(finished):
         assert make_task(config).prompt(make_task(config).load("test")[0]) in card  # the exact prompt format
         metrics = runs.read_json(folder / "metrics.json")
         assert set(metrics["seconds"]) == {"generate", "rationalize", "train", "evaluate"}
+        if metrics["peak_rss_mib"]:  # Linux: every phase's peak resident memory, nonzero
+            assert set(metrics["peak_rss_mib"]) == set(metrics["seconds"])
+            assert all(mib > 0 for mib in metrics["peak_rss_mib"].values())
     rows = summary["iterations"]
     assert [r["iteration"] for r in rows] == [1, 2]
     for row in rows:

@@ -145,3 +145,28 @@ def test_rationalize_rerun_does_not_duplicate_hinted_rows(tmp_path, monkeypatch)
     rows = runs.read_jsonl(tmp_path / "run" / "iter_001" / "generated.jsonl")
     keys = [(r["id"], r["hinted"], r["sample"]) for r in rows]
     assert len(keys) == len(set(keys))
+
+
+def test_each_phase_records_its_own_peak_memory(tmp_path):
+    """A phase that allocates ~200 MiB records a peak at least that much above the next phase's, which
+    allocates nothing: the high-water mark is reset between phases, not carried over."""
+    from selftaught.memory import reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("this kernel does not let a process reset its peak RSS (/proc/self/clear_refs)")
+    run, folder = runs.RunDir(tmp_path), tmp_path / "iter_001"
+    folder.mkdir()
+
+    def allocate():
+        block = bytearray(200 << 20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page, so it is resident
+        del block
+
+    run.phase(folder, "generate", allocate)
+    run.phase(folder, "train", lambda: None)
+    peaks = run.peak_memory(folder)
+    assert set(peaks) == {"generate", "train"}
+    assert peaks["generate"] >= peaks["train"] + 150
+    (folder / "memory.json").write_text('{"train": "x"}')
+    with pytest.raises(runs.RunDirError, match=r"memory.json: phase 'train' has no number of MiB"):
+        run.peak_memory(folder)

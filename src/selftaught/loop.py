@@ -252,6 +252,7 @@ class Iteration:
         self.run.phase(folder, "evaluate", work)
         metrics = self.run.metrics(folder)
         metrics["seconds"] = self.run.phases(folder)  # includes evaluate's own time
+        metrics["peak_rss_mib"] = self.run.peak_memory(folder)  # this process's peak, phase by phase
         runs.atomic_write_json(folder / "metrics.json", metrics)
         write_iteration_cards(cfg, engine.task, engine.test_set, folder, self.n, metrics, engine.base_path)
         return metrics

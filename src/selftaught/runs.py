@@ -10,6 +10,7 @@ Layout::
     RUN/iter_001/metrics.json    accuracy, accuracy_by_bucket, counts, steps, seconds per phase
     RUN/iter_001/checkpoint/     the fine-tuned model (HF format)
     RUN/iter_001/phases.json     phases finished so far, with their seconds
+    RUN/iter_001/memory.json     peak resident MiB of each phase (Linux; see `memory`)
     RUN/summary.json             one row per finished iteration
     RUN/accuracy.png             accuracy by bucket across iterations
 
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selftaught.bounded import printable
+from selftaught.memory import peak_rss_mib, reset_peak_rss
 from selftaught.runlock import RunInUse, RunLock  # noqa: F401  (the lock is part of the run directory's API)
 
 MAX_JSON_BYTES = 64 << 20  # metrics, phases, summary: kilobytes; a bigger file is damage
@@ -242,6 +244,17 @@ class RunDir:
                 raise damaged(path, f"phase {name!r} has no number of seconds")
         return phases
 
+    def peak_memory(self, folder: Path) -> dict:
+        """Peak resident MiB of each phase that recorded one (memory.json); {} when none did."""
+        path = folder / "memory.json"
+        if not path.is_file():
+            return {}
+        peaks = read_json(path, dict)
+        for name, mib in peaks.items():
+            if not isinstance(mib, (int, float)) or isinstance(mib, bool) or not math.isfinite(mib):
+                raise damaged(path, f"phase {name!r} has no number of MiB")
+        return peaks
+
     def metrics(self, folder: Path) -> dict:
         return check_metrics(read_json(folder / "metrics.json"), folder / "metrics.json")
 
@@ -264,8 +277,11 @@ class RunDir:
         seconds and drop its scratch folder. A kill inside ``work`` leaves the scratch for the resume."""
         if self.is_done(folder, name):
             return
-        start = time.perf_counter()
+        start, measured = time.perf_counter(), reset_peak_rss()
         work()
+        peak = peak_rss_mib() if measured else None
+        if peak is not None:  # before mark_done: a phase done is a phase whose peak is known, if knowable
+            atomic_write_json(folder / "memory.json", {**self.peak_memory(folder), name: peak})
         self.mark_done(folder, name, time.perf_counter() - start)
         remove_scratch(self.root, self.scratch(folder, name))
         chunks = folder / ".chunks"

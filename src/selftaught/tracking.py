@@ -45,6 +45,8 @@ def star_scalars(metrics: dict) -> dict[str, float]:
             flat[f"star/{key}"] = float(value)
     for phase, seconds in metrics.get("seconds", {}).items():
         flat[f"star/seconds/{phase}"] = float(seconds)
+    for phase, mib in metrics.get("peak_rss_mib", {}).items():
+        flat[f"star/peak_rss_mib/{phase}"] = float(mib)
     return flat
 
 

@@ -108,23 +108,58 @@ def _statement_window(text: str, at: int) -> str:
     return window[: end.start()] if end else window
 
 
-def _stated_answer(window: str) -> str | None:
+def question_numbers(question: str | None) -> frozenset[str]:
+    """The numbers a question states, in canonical form ("$1,200" -> "1200"); bounded like the rest."""
+    if not question:
+        return frozenset()
+    return frozenset(_canonical(n) for n in _NUMBER_RE.findall(question[:TAIL_CHARS]))
+
+
+def _not_restated(matches: list[re.Match], given: frozenset[str]) -> list[re.Match]:
+    """The matches that are not numbers restated from the question ("After 60 days, she will spend $16"
+    restates the 60 days it was asked about); all of them when every one is, or the question is unknown."""
+    fresh = [m for m in matches if _canonical(m.group(1)) not in given]
+    return fresh or matches
+
+
+def _stated_answer(window: str, given: frozenset[str] = frozenset()) -> str | None:
     """The number a statement names: after its last "=" when it shows a computation ("2 + 3 = 5"),
-    else its first; None when it hedges between two ("12 or 13")."""
+    else its first that is not restated from the question; None when it hedges between two ("12 or 13")."""
     window = window[window.rfind("=") + 1 :]
-    match = _TOKEN_RE.search(window)
-    if not match or _HEDGE_RE.match(window, match.end()):
+    matches = _not_restated(list(_TOKEN_RE.finditer(window)), given)
+    if not matches:
+        return None
+    match = matches[0]
+    if _HEDGE_RE.match(window, match.end()):
         return None
     return _token(match)
 
 
-def extract_gsm8k_answer(text: str) -> str | None:
+def _last_sentence_answer(text: str, given: frozenset[str]) -> str | None:
+    """With no "####", box or answer statement: the last number of the last sentence holding one (after its
+    last "=") that is not restated from the question ("Ryan has 25 flowers after 15 days", 15 days given)."""
+    numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
+    if not numbers:
+        return None
+    last_at = text.rfind(numbers[-1])
+    starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, last_at - ANSWER_WINDOW), last_at)]
+    start = starts[-1] if starts else max(0, last_at - ANSWER_WINDOW)
+    start = max(start, text.rfind("=", start, last_at) + 1)  # "3 + 2 = 5": the result, as in a statement
+    matches = _not_restated(list(_TOKEN_RE.finditer(text, start, last_at + len(numbers[-1]) + 24)), given)
+    if matches:
+        return _token(matches[-1])  # with its "/4" or "%", if any
+    return _canonical(numbers[-1])
+
+
+def extract_gsm8k_answer(text: str, question: str | None = None) -> str | None:
     """The model's final number, in canonical form; fractions ("1/4") and percentages ("25%") kept.
 
     In order: the first ``#### N`` (the few-shot format; a later one is a made-up next question);
     the last ``\\boxed{N}``; the last answer statement ("the answer is", "Answer:", "Final answer:",
     "the answer (as a fraction) is") that names a number, reading the rest of its sentence, where a
-    hedge between two numbers is no answer; else the last number.
+    hedge between two numbers is no answer; else the last number of the last sentence. Given the
+    ``question``, a statement or last sentence holding several numbers names the one that is not restated
+    from the question ("After 60 days, Cynthia will spend $16" asked about 60 days answers 16).
 
     >>> extract_gsm8k_answer("9 * 2 = <<9*2=18>>18\\n#### 18")
     '18'
@@ -138,9 +173,12 @@ def extract_gsm8k_answer(text: str) -> str | None:
     True
     >>> extract_gsm8k_answer("She has 3 apples, then 5.")
     '5'
+    >>> extract_gsm8k_answer("Answer: After 60 days, she will spend $16.00", "What will she spend in 60 days?")
+    '16'
     >>> extract_gsm8k_answer("no idea") is None
     True
     """
+    given = question_numbers(question)
     text = text.split(NEXT_QUESTION, 1)[0]  # a made-up next question never decides the answer
     match = _HASH_RE.search(text)
     if match:
@@ -159,12 +197,8 @@ def extract_gsm8k_answer(text: str) -> str | None:
     for statement in reversed(statements):
         window = _statement_window(plain, statement.end())
         if _TOKEN_RE.search(window):
-            return _stated_answer(window)
-    numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
-    if not numbers:
-        return None
-    last = _TOKEN_RE.match(text, text.rfind(numbers[-1]))  # with its "/4" or "%", if any
-    return _token(last) if last else _canonical(numbers[-1])
+            return _stated_answer(window, given)
+    return _last_sentence_answer(text, given)
 
 
 def to_decimal(text: str) -> Decimal | None:

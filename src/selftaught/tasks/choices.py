@@ -20,13 +20,19 @@ MAX_STATEMENTS = 20  # statements looked at, from the last one back
 NEXT_QUESTION = "\nQ:"  # a made-up next few-shot question never decides the answer
 
 # "the answer is", "Answer:", "the correct option is", "the answer (most likely) is", "best choice:"
+# "the most likely place to find a piano is": an answer given in words, without the word "answer"
 _STATEMENT_RE = re.compile(
-    r"\b(?:answer|option|choice)\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*(?:is|was|would be|will be|should be|:|=)",
+    r"\b(?:answer|option|choice)\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*(?:is|was|would be|will be|should be|:|=)"
+    r"|\bmost (?:likely|suitable|appropriate|fitting)\b[^.\n]{0,60}?\b(?:is|would be)\b",
     re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
 # the answer clause ends where the reasons or the rejected choices start: "(e), not (d)", "(e) because a desk ..."
-_CLAUSE_END_RE = re.compile(r"\b(?:because|since|but|not|while|whereas|which|instead)\b|;", re.IGNORECASE)
+# (a ";" that goes on to another choice, "B, city; or D, strip mall", is a list of candidates, not an end)
+_CLAUSE_END_RE = re.compile(
+    r"\b(?:because|since|but|not|while|whereas|which|instead)\b|;(?!\s*(?:or\b|\(?[A-Za-z]\b[).,:]))", re.IGNORECASE
+)
+_OR_RE = re.compile(r"\b(?:or|either)\b", re.IGNORECASE)
 _PAREN_LABEL_RE = re.compile(r"\(([A-Za-z])\)")
 _CLOSE_LABEL_RE = re.compile(r"(?<![\w(])([A-Za-z])\)")  # "A) bank"
 _CAPITAL_RE = re.compile(r"(?<![\w'(])([A-Z])(?![\w'(])")  # "most likely E", "B, a school building"
@@ -42,7 +48,10 @@ def _labels_in(window: str, labels: set[str]) -> set[str]:
     found |= {m.group(1).lower() for m in _CLOSE_LABEL_RE.finditer(window)}
     for match in _CAPITAL_RE.finditer(window):
         after = window[match.end() : match.end() + 1]
-        if match.group(1) not in "AI" or after in ("", ".", ",", ":", ";", ")", "!", "?"):
+        listed = _OR_RE.match(window, match.end() + 1) or _OR_RE.search(
+            window[max(0, match.start() - 7) : match.start()]
+        )
+        if match.group(1) not in "AI" or after in ("", ".", ",", ":", ";", ")", "!", "?") or listed:
             found.add(match.group(1).lower())
     lead = _LEADING_LABEL_RE.match(window.strip())
     if lead:
@@ -68,6 +77,16 @@ def _texts_in(window: str, choices: list[tuple[str, str]]) -> set[str]:
         k for k, (s1, e1, _) in enumerate(spans) for s2, e2, _ in spans if s2 <= s1 and e1 <= e2 and e2 - s2 > e1 - s1
     }
     return {label for k, (_, _, label) in enumerate(spans) if k not in inside}
+
+
+def _outside_choices(window: str, choices: list[tuple[str, str]]) -> str:
+    """The window with each choice's own text blanked out: "or" in "bread or rolls" is no hedge."""
+    lowered = window.lower()
+    for _, text in choices:
+        needle = text.strip().lower()
+        if needle:
+            lowered = lowered.replace(needle, " " * len(needle))
+    return lowered
 
 
 def _clause_end(window: str, choices: list[tuple[str, str]]) -> int:
@@ -107,6 +126,8 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
         return False, None
     if len(letters) > 1 or (not letters and len(texts) > 1):
         return True, None
+    if len(letters | texts) > 1 and _OR_RE.search(_outside_choices(clause, choices)):
+        return True, None  # "(a) maine or boston": a hedge, even when the letter agrees with one text
     if letters:
         (letter,) = letters
         return True, letter if not texts or letter in texts else None

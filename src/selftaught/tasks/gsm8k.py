@@ -109,7 +109,7 @@ class GSM8KTask:
         return with_question(prefix, f"{question}\nA:")
 
     def extract_answer(self, completion: str, example: Example | None = None) -> str | None:
-        return extract_gsm8k_answer(completion)
+        return extract_gsm8k_answer(completion, example.question if example else None)
 
     def check(self, predicted: str | None, example: Example) -> bool:
         if predicted is None:

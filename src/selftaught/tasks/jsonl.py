@@ -201,7 +201,7 @@ class JsonlTask:
         if self._pattern is not None:
             return self._pattern_answer(completion)
         if self.data.normalizer == "number":
-            return extract_gsm8k_answer(completion)
+            return extract_gsm8k_answer(completion, example.question if example else None)
         if self.data.normalizer == "choice":
             return extract_choice(completion, LETTER_CHOICES)
         answer = extract_text_answer(completion)
