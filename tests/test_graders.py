@@ -95,6 +95,11 @@ def test_gsm8k_right_answers_in_real_styles(gsm, example, completion, answer):
         (CYNTHIA, "4 cartons cost 4 * 4 = $16.\nSo after 60 days Cynthia will spend $20."),
         (RYAN, "He plants 2 * 15 = 30 and 5 die: 25 left.\nAfter 15 days Ryan has 30 flowers."),
         (CYNTHIA, "She eats 60 servings, 15 per carton, 16 dollars is too much.\nAnswer: 60 servings, 4 cartons"),
+        # Gemma 3 270M on GSM8K: a loop cut by the token budget, whose last line happens to hold the answer
+        (
+            RYAN,
+            " He has 45 - 5 = 40 flowers.\nHe has 30 - 5 = 25 flowers.\nHe has 45 - 5 = 40 flowers.\nHe has 30 - 5 = 25 flowers.",
+        ),
         (PIE, "The answer is 0.25%."),  # a percentage sign means percent
         (Example("n", "How many slices are left?", "25"), "The answer is 1/4."),  # no percent asked
     ],
