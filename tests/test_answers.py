@@ -111,8 +111,8 @@ def test_extract_gsm8k_answer(text, expected):
         ("####" * 250_000, None),
         ("####" * 250_000 + " 5", "5"),
         ("the answer is " * 70_000, None),
-        ("1," * 500_000, "1"),
-        ("-1" * 500_000, "1"),
+        ("1," * 500_000, None),  # a loop states no answer
+        ("-1" * 500_000, None),
         ("." * 1_000_000, None),
         (" " * 1_000_000 + "3", "3"),
     ],

@@ -98,8 +98,14 @@ def test_gsm8k_right_answers_in_real_styles(gsm, example, completion, answer):
         # Gemma 3 270M on GSM8K: a loop cut by the token budget, whose last line happens to hold the answer
         (
             RYAN,
-            " He has 45 - 5 = 40 flowers.\nHe has 30 - 5 = 25 flowers.\nHe has 45 - 5 = 40 flowers.\nHe has 30 - 5 = 25 flowers.",
+            " He has 45 - 5 = 40 flowers.\nHe has 30 - 5 = 25 flowers.\nHe has 45 - 5 = 40 flowers.\n"
+            "He has 30 - 5 = 25 flowers.",
         ),
+        (
+            RYAN,
+            " So he has 30 - 5 = 25 and 2 more.\nSo he has 30 - 5 = 25 and 2 more.\nSo he has 30 - 5 = 25",
+        ),  # cut off
+        (RYAN, " He has " + "30 - 5 = 25 = " * 6 + "25"),  # a loop inside one line
         (PIE, "The answer is 0.25%."),  # a percentage sign means percent
         (Example("n", "How many slices are left?", "25"), "The answer is 1/4."),  # no percent asked
     ],

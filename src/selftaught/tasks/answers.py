@@ -42,7 +42,8 @@ MAX_ANNOTATION_CHARS = 1000
 MAX_ANNOTATIONS = 1000  # a completion with more is reported, not checked one by one
 NEXT_QUESTION = "\nQ:"
 TAIL_CHARS = 10_000  # a completion's answer is near its end; longer text is only scanned for "####" and numbers
-MIN_LOOP_LINE_CHARS = 8  # a last line written before too, at least this long, marks a loop, not an answer
+LOOP_CONTEXT_CHARS = 40  # the last number with the text before it on its line (up to this much)...
+MIN_LOOP_CHARS = 12  # ...at least this long, written before word for word: a loop, not an answer
 MAX_STATEMENTS = 20  # answer statements looked at, from the last one back
 ANSWER_WINDOW = 200  # characters after an answer statement that can hold the answer
 MATH_VERIFY_MAX_CHARS = 64  # sympy on long or exotic input can be slow; such input is not sent
@@ -136,19 +137,29 @@ def _stated_answer(window: str, given: frozenset[str] = frozenset()) -> str | No
     return _token(match)
 
 
+def _repeated(text: str, at: int, end: int) -> bool:
+    """Whether the number at ``text[at:end]``, with the text before it, was written before ``at``, word for
+    word: with its line (when at least `MIN_LOOP_CHARS` long) or with its last `LOOP_CONTEXT_CHARS`
+    characters across lines (a line cut off by the budget)."""
+    line_at = max(text.rfind("\n", max(0, end - LOOP_CONTEXT_CHARS), end) + 1, end - LOOP_CONTEXT_CHARS)
+    for start in {line_at, max(0, end - LOOP_CONTEXT_CHARS)}:
+        context = text[start:end]
+        if len(context.strip()) >= MIN_LOOP_CHARS and text.find(context, 0, at) >= 0:
+            return True
+    return False
+
+
 def _last_sentence_answer(text: str, given: frozenset[str]) -> str | None:
     """With no "####", box or answer statement: the last number of the last sentence holding one (after its
     last "=") that is not restated from the question ("Ryan has 25 flowers after 15 days", 15 days given);
-    None when that line was written before, word for word: a base model looping until its budget ran out
-    ("She has 110 - 30 = 70 coins." again and again) states no answer, even if a number in it is right."""
+    None when that number and the text before it were written before, word for word: a base model looping
+    until its budget ran out ("She has 110 - 30 = 70 coins." again and again) states no answer."""
     numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
     if not numbers:
         return None
     last_at = text.rfind(numbers[-1])
-    line_start = text.rfind("\n", 0, last_at) + 1
-    line = text[line_start : text.find("\n", last_at) % (len(text) + 1)].strip()
-    if len(line) >= MIN_LOOP_LINE_CHARS and text.count(line) > 1:
-        return None  # a model repeating its lines ran out of tokens in a loop: it never gave an answer
+    if _repeated(text, last_at, last_at + len(numbers[-1])):
+        return None  # a model repeating itself ran out of tokens in a loop: it never gave an answer
     starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, last_at - ANSWER_WINDOW), last_at)]
     start = starts[-1] if starts else max(0, last_at - ANSWER_WINDOW)
     start = max(start, text.rfind("=", start, last_at) + 1)  # "3 + 2 = 5": the result, as in a statement
