@@ -105,7 +105,7 @@ def test_gsm8k_right_answers_in_real_styles(gsm, example, completion, answer):
             RYAN,
             " So he has 30 - 5 = 25 and 2 more.\nSo he has 30 - 5 = 25 and 2 more.\nSo he has 30 - 5 = 25",
         ),  # cut off
-        (RYAN, " He has " + "30 - 5 = 25 = " * 6 + "25"),  # a loop inside one line
+        (RYAN, " He has " + "30 - 5 = 25 = " * 6),  # a loop inside one line
         (PIE, "The answer is 0.25%."),  # a percentage sign means percent
         (Example("n", "How many slices are left?", "25"), "The answer is 1/4."),  # no percent asked
     ],
