@@ -201,6 +201,9 @@ class ModelConfig:
     device: str = "auto"  # auto (cuda if present) | cpu | cuda
     dtype: str = "auto"  # auto (bf16 on cuda, fp32 on cpu) | float32 | bfloat16 | float16
     chat_template: str = "auto"  # auto (use the tokenizer's if it has one) | on | off
+    # chat models: a system message before every prompt (generation and training alike); where the
+    # template refuses or drops the system role (Gemma), it opens the user turn instead. "" = none
+    system_prompt: str = ""
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
@@ -209,6 +212,9 @@ class ModelConfig:
         choice("model", "device", self.device, ("auto", "cpu", "cuda"))
         choice("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         choice("model", "chat_template", self.chat_template, ("auto", "on", "off"))
+        require(
+            isinstance(self.system_prompt, str), f"model.system_prompt must be a string, got {self.system_prompt!r}"
+        )
 
 
 @dataclass

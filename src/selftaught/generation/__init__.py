@@ -121,7 +121,7 @@ def make_generator(model_path, config):
 
         tokenizer = load_tokenizer(model_path, config.model)  # chat decision made as for training
         chat = use_chat(tokenizer, config.model, model_path)
-        render = partial(render_prompt, tokenizer, chat)
+        render = partial(render_prompt, tokenizer, chat, system=config.model.system_prompt)
         tensor_parallel = max(1, int(config.distributed.gpus_per_worker))  # one engine over a worker's GPUs
         return VLLMGenerator(model_path, config.model, render, config.seed, chat, tensor_parallel)
     loaded = load_model(model_path, config.model, generation_dtype(g.precision, config.model))

@@ -36,21 +36,35 @@ class LoadedModel:
     tokenizer: object
     scheme: object
     chat: bool  # prompts go through the tokenizer's chat template
+    system: str = ""  # model.system_prompt: a chat model's system message
 
     def render(self, prompt: str) -> str:
         """The text the model sees for a task prompt (chat-wrapped for instruct models)."""
-        return render_prompt(self.tokenizer, self.chat, prompt)
+        return render_prompt(self.tokenizer, self.chat, prompt, self.system)
 
     @property
     def add_special_tokens(self) -> bool:
         return not self.chat  # a rendered chat template already holds its special tokens
 
 
-def render_prompt(tokenizer, chat: bool, prompt: str) -> str:
+def render_prompt(tokenizer, chat: bool, prompt: str, system: str = "") -> str:
+    """A task prompt as the model sees it: as is for a completion model; else one user turn of the chat
+    template, after a ``system`` message where one is given. Templates that refuse the system role
+    (Gemma's raise) or drop it silently get it at the top of the user turn instead, so it is never lost."""
     if not chat:
         return prompt
-    messages = [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    user = [{"role": "user", "content": prompt}]
+    if system:
+        try:
+            text = tokenizer.apply_chat_template(
+                [{"role": "system", "content": system}, *user], tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # jinja's TemplateError from the template's own raise_exception, or similar
+            text = ""
+        if system in text:
+            return text
+        user = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
+    return tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
 
 
 def pick_device(config: ModelConfig) -> str:
@@ -150,7 +164,7 @@ def load_model(path: str | Path, config: ModelConfig | None = None, dtype: torch
         raise ConfigError(f"cannot use model {path}: weight {bad} holds NaN or infinite values")
     model.to(device).eval()
     scheme = make_scheme(meta["positions"], tokenizer)
-    return LoadedModel(model, tokenizer, scheme, use_chat(tokenizer, config, path))
+    return LoadedModel(model, tokenizer, scheme, use_chat(tokenizer, config, path), config.system_prompt)
 
 
 def save_model(model, tokenizer, scheme_name: str, path: str | Path, base_model: str | None = None) -> None:
