@@ -193,6 +193,9 @@ def test_commonsenseqa_right_answers_in_real_styles(csqa, completion, label):
         "The answer is B, boston; D, coastal cities; or E, ocean.",
         "The answer is (a) maine or boston.",
         "The most likely place is either maine or a beach town (C).",
+        # Gemma 3 270M: a letter beside a thing that is no choice (5 of its 10 accepts on 100 questions)
+        " The answer must be a place by the sea. Therefore, the answer is a lighthouse (a).",
+        " The answer must be a harbor (a). A harbor is where boats stay.",
         "The answer is clear.",
     ],
 )

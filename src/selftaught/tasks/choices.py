@@ -39,6 +39,12 @@ _CAPITAL_RE = re.compile(r"(?<![\w'(])([A-Z])(?![\w'(])")  # "most likely E", "B
 _LEADING_LABEL_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]|$)")  # "b." opening a statement
 _LABEL_LINE_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]\s*(.{0,100})|\)?)$")  # a last line "B. Walk", "(C)"
 _WORDS_RE = re.compile(r"[^\W_]+")
+# words an answer clause may hold besides a bare letter ("Therefore, the answer is most likely option E")
+FILLER_WORDS = frozenset(
+    "the a an answer answers is are must would will should be so therefore thus hence then most likely probably "
+    "definitely clearly obviously option options choice choices letter correct best right final my it this that "
+    "one i choose pick select go with here of given".split()
+)
 
 
 def _labels_in(window: str, labels: set[str]) -> set[str]:
@@ -130,8 +136,17 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
         return True, None  # "(a) maine or boston": a hedge, even when the letter agrees with one text
     if letters:
         (letter,) = letters
+        if not texts and any(text.strip() for _, text in choices) and _names_something_else(clause, letter):
+            return True, None  # "a charm (c)" when (c) is "bag": the letter names a thing that is no choice
         return True, letter if not texts or letter in texts else None
     return True, next(iter(texts))
+
+
+def _names_something_else(clause: str, letter: str) -> bool:
+    """Whether a clause holding a letter and no choice's text has words beyond the letter and filler
+    ("is most likely (e)", "option B"): then it names something that is not the letter's choice."""
+    words = {w.lower() for w in _WORDS_RE.findall(clause)} - FILLER_WORDS - {letter}
+    return bool(words)
 
 
 def _window(text: str, at: int) -> str:
@@ -174,5 +189,10 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
         rest = (last.group(2) or "").strip(" .!")
         if not rest or _texts_in(rest, choices):  # a label alone, or with a choice's text (checked to agree)
             return decide(lines[-1], choices)[1]
-    mentioned = {m.group(1).lower() for m in _PAREN_LABEL_RE.finditer(text)} & labels
-    return mentioned.pop() if len(mentioned) == 1 else None
+    found = [m for m in _PAREN_LABEL_RE.finditer(text) if m.group(1).lower() in labels]
+    if len({m.group(1).lower() for m in found}) != 1:
+        return None
+    # the one label mentioned, checked in its sentence as a statement would be: "must be a charm (c)" is no (c)
+    end = found[-1].end()
+    starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, end - ANSWER_WINDOW), found[-1].start())]
+    return decide(text[starts[-1] if starts else max(0, end - ANSWER_WINDOW) : end], choices)[1]
