@@ -193,6 +193,25 @@ def test_best_of_k_reports_verifier_at_k_beside_pass_and_maj(trained):
     assert all(0 <= result[key] <= 1 for key in result if "@" in key)
 
 
+def test_verifier_train_command_writes_another_folder_and_rpo_adds_the_sft_loss(trained, tmp_path):
+    from selftaught.verifier.train import dpo_args, with_verifier_overrides
+
+    config, root, _ = trained
+    out = tmp_path / "v2"
+    done = run_cli(
+        "verifier", "train", str(root), "--set", "verifier.steps=2", "--set", "verifier.init=base", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pairs over" in done.stdout and (out / "checkpoint" / "verifier.json").is_file()
+    assert (
+        runs.read_json(out / "checkpoint" / "verifier.json")["reference"]
+        == runs.read_json(root / "summary.json")["base_model"]
+    )  # init: base starts from M0
+    rpo = with_verifier_overrides(config, ["verifier.loss=rpo"])
+    assert dpo_args(rpo, tmp_path, cuda=False).loss_type == ["sigmoid", "sft"]
+    assert dpo_args(config, tmp_path, cuda=False).loss_type == ["sigmoid"]
+
+
 # ---------------------------------------------------------------------------------------- bad input
 def test_verifier_needs_several_samples_per_question(tmp_path):
     with pytest.raises(ConfigError, match="loop.verifier needs generation.num_samples > 1"):
