@@ -159,6 +159,9 @@ def eval_cmd(
     temperature: float = typer.Option(0.7, "--temperature", help="sampling temperature for --samples > 1"),
     split: str = typer.Option("test", "--split", help="which split of the task to score"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result here"),
+    verifier: Optional[Path] = typer.Option(
+        None, "--verifier", help="a verifier checkpoint (or a run with one): Verifier@k beside maj@k, pass@k"
+    ),
     few_shot: Optional[bool] = typer.Option(
         None,
         "--few-shot/--no-few-shot",
@@ -167,7 +170,8 @@ def eval_cmd(
     ),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
-    """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k."""
+    """Score a model on a task's test split: greedy accuracy per bucket, maj@k, pass@k (with --verifier:
+    pass@1, maj@k, pass@k and Verifier@k for k = 1, 2, 4, ..., --samples)."""
     import json
 
     from selftaught.evaluate import eval_config, evaluate_model, resolve_model
@@ -187,7 +191,12 @@ def eval_cmd(
             path = resolve_model(model, config, iteration)
         if few_shot is None:  # iteration checkpoints live at iter_NNN/checkpoint; M0 always gets the prefix
             few_shot = config.loop.few_shot_for_trained or Path(path).name != "checkpoint"
-        result = evaluate_model(config, path, samples, temperature, split, few_shot)
+        if verifier is not None:  # V-STaR's best of k (selftaught.verifier)
+            from selftaught.verifier.bestofk import evaluate_best_of_k
+
+            result = evaluate_best_of_k(config, path, verifier, samples, temperature, split, few_shot)
+        else:
+            result = evaluate_model(config, path, samples, temperature, split, few_shot)
         if json_out:
             atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
     except USER_ERRORS as err:
@@ -277,6 +286,9 @@ def _register_more() -> None:
     from selftaught.cli_more import register
 
     register(app, _fail, USER_ERRORS, out_console)
+    from selftaught.cli_verifier import register as register_verifier
+
+    register_verifier(app, _fail, USER_ERRORS, out_console)
 
 
 _register_more()

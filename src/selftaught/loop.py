@@ -384,5 +384,10 @@ def _iterations(engine: Engine, extra: dict, tracker: Tracker, start: float) -> 
             )
             extra["stopped_early"] = n
             break
+    if loop.verifier:  # V-STaR: a verifier on the iterations' own right and wrong samples (selftaught.verifier)
+        from selftaught.verifier.train import train_verifier
+
+        engine.workers.release()
+        extra["verifier"] = train_verifier(config, run.root, reporter=reporter, examples=engine.train_set)
     extra["seconds_this_session"] = round(time.perf_counter() - start, 1)
     return run.write_summary(extra)

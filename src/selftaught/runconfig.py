@@ -44,6 +44,9 @@ SAFE_ON_RESUME = (
     "distributed.gpus_per_worker",
     "distributed.train_processes",
     "distributed.accelerate_config",
+    # the verifier is trained after the last iteration from files the run keeps: asking for it later
+    # changes no finished result
+    "loop.verifier",
 )
 # what a new run may find in its --out folder: leftovers of a run killed before it wrote its config
 STARTUP_LEFTOVERS = ("run.lock",)
@@ -84,7 +87,7 @@ def missing_keys(schema: dict, data, prefix: str = "") -> list[str]:
 
 
 # keys added after config digests existed: a run started before them has an undigested config without them
-ADDED_AFTER_DIGESTS = ("distributed", "task.word_problems")
+ADDED_AFTER_DIGESTS = ("distributed", "task.word_problems", "verifier", "loop.verifier")
 
 
 def _added_later(key: str) -> bool:

@@ -20,11 +20,13 @@ from selftaught.config.sections import (
     ModelConfig,
     TaskConfig,
     TrainConfig,
+    VerifierConfig,
     WordProblemsConfig,
 )
 
 __all__ = [
     "ArithmeticConfig", "BaseModelConfig", "Config", "ConfigError", "DataConfig", "DistributedConfig",
     "GenerationConfig", "LoopConfig", "LoraConfig", "ModelConfig", "TaskConfig", "TrainConfig",
-    "WordProblemsConfig", "apply_override", "config_from_dict", "load_config", "read_recipe", "read_yaml_file",
+    "VerifierConfig", "WordProblemsConfig", "apply_override", "config_from_dict", "load_config", "read_recipe",
+    "read_yaml_file",
 ]  # fmt: skip

@@ -297,6 +297,9 @@ class LoopConfig:
     # min_improvement of 100% (no iteration could count as progress); 0 = never stop early
     patience: int = 1
     min_improvement: float = 0.005  # accuracy gain (fraction) that counts as progress
+    # V-STaR: after the last iteration, train a verifier with DPO on (right, wrong) pairs of the iterations'
+    # own samples (needs generation.num_samples > 1); settings in the `verifier` section
+    verifier: bool = False
 
     def __post_init__(self):
         require(self.iterations >= 1, f"loop.iterations must be >= 1, got {self.iterations}")
@@ -304,6 +307,34 @@ class LoopConfig:
         choice("loop", "filter", self.filter, ("answer", "answer+rationale"))
         require(self.patience >= 0, f"loop.patience must be >= 0, got {self.patience}")
         require(self.min_improvement >= 0, f"loop.min_improvement must be >= 0, got {self.min_improvement}")
+
+
+@dataclass
+class VerifierConfig:
+    """The V-STaR verifier (Hosseini et al. 2024): DPO (TRL's `DPOTrainer`) on (right, wrong) pairs of the
+    generator's own samples of the same question; at test time it picks the best of k samples."""
+
+    init: str = "last"  # last (the last iteration's model: the paper's SFT generator) | base (M0)
+    iterations: int = 0  # pairs from the first N iterations' samples (0 = every finished iteration)
+    steps: int = 150  # optimizer steps
+    batch_size: int = 16  # pairs per step (each pair is two sequences)
+    learning_rate: float = 5e-5
+    beta: float = 0.1  # DPO's KL strength; the score is the implicit reward beta * log(verifier / reference)
+    loss: str = "sigmoid"  # sigmoid (DPO) | rpo (DPO + NLL on the right solution: loss_type ["sigmoid", "sft"])
+    lora: bool = False  # train LoRA adapters (model.lora's r, alpha, dropout, targets) instead of all weights
+    max_length: int = 1024  # tokens of prompt + solution (longer ones are cut)
+    save_every_steps: int = 50  # Trainer checkpoints, so a kill loses at most this many steps
+
+    def __post_init__(self):
+        choice("verifier", "init", self.init, ("last", "base"))
+        choice("verifier", "loss", self.loss, ("sigmoid", "rpo"))
+        require(self.iterations >= 0, f"verifier.iterations must be >= 0, got {self.iterations}")
+        for name in ("steps", "batch_size"):
+            require(getattr(self, name) >= 1, f"verifier.{name} must be >= 1, got {getattr(self, name)}")
+        require(self.learning_rate > 0, f"verifier.learning_rate must be > 0, got {self.learning_rate}")
+        require(self.beta > 0, f"verifier.beta must be > 0, got {self.beta}")
+        require(self.max_length >= 8, f"verifier.max_length must be >= 8, got {self.max_length}")
+        require(self.save_every_steps >= 0, f"verifier.save_every_steps must be >= 0, got {self.save_every_steps}")
 
 
 @dataclass
@@ -338,6 +369,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
     report_to: str = "none"  # experiment trackers, comma-separated: none | tensorboard | wandb | mlflow | trackio
 
     def __post_init__(self):
@@ -350,6 +382,11 @@ class Config:
             self.train.batch_size % self.distributed.train_processes == 0,
             f"train.batch_size ({self.train.batch_size}) must divide by distributed.train_processes "
             f"({self.distributed.train_processes}): each process takes an equal share of the same global batch",
+        )
+        require(
+            not self.loop.verifier or (self.generation.num_samples > 1 and self.loop.mode == "star"),
+            "loop.verifier needs generation.num_samples > 1 (and loop.mode=star): the verifier learns from "
+            "right and wrong samples of the same question",
         )
         # log-space: steps_growth ** (iterations - 1) overflows a float long before it is refused
         log_steps = math.log(self.train.first_steps) + (self.loop.iterations - 1) * math.log(self.train.steps_growth)

@@ -1,0 +1,268 @@
+"""Training the V-STaR verifier with TRL's `DPOTrainer` on a run's own (right, wrong) pairs.
+
+The verifier folder (``RUN/verifier`` by default) is resumable like an iteration's::
+
+    settings.json     the verifier section, the iterations whose samples it uses, the model it starts from
+    pairs.jsonl       the pairs (`pairs.Pair`): question id, right solution, wrong solution, iteration
+    phases.json       phases finished so far (pairs, train), with their seconds
+    .trainer/         the DPO Trainer's checkpoints while training (a resumed phase continues from the last)
+    checkpoint/       the verifier (HF format) with verifier.json (its reference model, beta) and README.md
+    train_log.jsonl   the Trainer's loss log; metrics.json: counts, seconds, the last logged DPO statistics
+
+The loss is TRL's (``loss_type=["sigmoid"]``; ``verifier.loss=rpo`` adds the NLL of the right solution,
+``["sigmoid", "sft"]``). selftaught tokenizes the pairs itself (`score.encode_response`), so the tokens
+trained on are the tokens scored, and adds position ids for digit-position models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selftaught import runs
+from selftaught.config import Config
+from selftaught.models import absolute_model_path, free_memory, load_model
+from selftaught.models.positions import DigitPositions
+from selftaught.samples import read_samples
+from selftaught.tasks import Example, Task, make_task
+from selftaught.training.finite import check_loss, check_weights
+from selftaught.training.sft import add_lora, last_complete_checkpoint, use_bf16
+from selftaught.ui import SILENT, Reporter
+from selftaught.verifier.pairs import Pair, build_pairs, pair_counts, read_pairs, write_pairs
+from selftaught.verifier.score import VerifierError, VerifierInfo, encode_response, padded_batch
+
+
+def pairs_from_run(root: Path, iterations: list[int]) -> list[Pair]:
+    """Pairs of the given iterations' samples, accumulated over them as V-STaR does."""
+    return build_pairs({n: read_samples(runs.RunDir(root).iteration(n) / "generated.jsonl") for n in iterations})
+
+
+def iterations_to_use(root: Path, wanted: int) -> list[int]:
+    """Finished iterations 1..``wanted`` (0 = all); a missing one is a `VerifierError` naming the setting."""
+    done = runs.RunDir(root).finished_iterations()
+    if not done:
+        raise VerifierError(f"{root} has no finished iteration: nothing to train a verifier on")
+    if wanted and wanted not in done:
+        raise VerifierError(f"verifier.iterations={wanted}, but {root} has finished iterations {done} only")
+    return [n for n in done if not wanted or n <= wanted]
+
+
+def init_model(root: Path, config: Config, iterations: list[int]) -> str:
+    """Where the verifier starts: the last used iteration's model (paper: the SFT generator) or M0."""
+    from selftaught.evaluate import resolve_model
+
+    which = 0 if config.verifier.init == "base" else iterations[-1]
+    return absolute_model_path(resolve_model(str(root), config, iteration=which))
+
+
+def preference_rows(lm, task: Task, examples: dict[str, Example], pairs: list[Pair], config: Config) -> list[dict]:
+    """Pairs as TRL's tokenized preference rows (prompt_ids, chosen_ids, rejected_ids)."""
+    few_shot, max_length = config.loop.few_shot_in_training, config.verifier.max_length
+    rows = []
+    for pair in pairs:
+        prompt = task.prompt(examples[pair.id], hint=False, few_shot=few_shot)
+        prompt_ids, chosen = encode_response(lm, prompt, pair.chosen, max_length)
+        rejected = encode_response(lm, prompt, pair.rejected, max_length)[1]
+        rows.append({"prompt_ids": prompt_ids, "chosen_ids": chosen, "rejected_ids": rejected})
+    return rows
+
+
+class PositionCollator:
+    """TRL's preference collator, plus the position ids of a digit-position model (computed on the
+    right-padded rows exactly as for scoring)."""
+
+    def __init__(self, base, pad_id: int, scheme):
+        self.base, self.pad_id, self.scheme = base, pad_id, scheme
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self.base(examples)
+        if isinstance(self.scheme, DigitPositions):
+            batch["position_ids"] = padded_batch(batch["input_ids"].tolist(), self.pad_id, self.scheme)["position_ids"]
+        return batch
+
+
+def dpo_args(config: Config, scratch: Path, cuda: bool):
+    """`DPOConfig` from the verifier section (bf16 as ``train.precision`` says, never TRL's bf16 default)."""
+    from trl import DPOConfig
+
+    v = config.verifier
+    return DPOConfig(
+        output_dir=str(scratch),
+        max_steps=v.steps,
+        per_device_train_batch_size=v.batch_size,
+        learning_rate=v.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, v.steps // 20),
+        beta=v.beta,
+        loss_type=["sigmoid", "sft"] if v.loss == "rpo" else ["sigmoid"],
+        max_length=v.max_length,
+        logging_steps=max(1, v.steps // 20),
+        logging_nan_inf_filter=False,
+        save_strategy="steps" if v.save_every_steps else "no",
+        save_steps=v.save_every_steps or 500,
+        save_total_limit=2,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not cuda,
+        bf16=use_bf16(config.train.precision, cuda),
+        gradient_checkpointing=False,
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+
+
+def _trainer(model, ref_model, lm, rows: list[dict], args):
+    """TRL's DPOTrainer on rows selftaught tokenized (its own tokenization is skipped, nothing else)."""
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import DPOTrainer
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, *args, **kwargs):
+            return dataset
+
+    pad_id = lm.tokenizer.pad_token_id
+    collator = PositionCollator(
+        DataCollatorForPreference(pad_token_id=pad_id, max_length=args.max_length), pad_id, lm.scheme
+    )
+    trainer = PretokenizedDPOTrainer(
+        model=model, ref_model=ref_model, args=args, data_collator=collator,
+        train_dataset=Dataset.from_list(rows), processing_class=lm.tokenizer,
+    )  # fmt: skip
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    return trainer
+
+
+def _progress(on_step):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        last_loss = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.last_loss = logs["loss"]
+
+        def on_step_end(self, args, state, control, **kwargs):
+            on_step(state.global_step, self.last_loss)
+
+    return Progress()
+
+
+def run_dpo(config: Config, init_path: str, rows_of, scratch: Path, out_dir: Path, on_step) -> list[dict]:
+    """Train a verifier from ``init_path`` on ``rows_of(lm)``; save it (weights or adapter) to ``out_dir``."""
+    v, lora = config.verifier, config.model.lora
+    lm = load_model(init_path, config.model)
+    cuda = next(lm.model.parameters()).is_cuda
+    model = add_lora(lm.model, lora.r, lora.alpha, lora.dropout, lora.target_modules) if v.lora else lm.model
+    # LoRA: the reference is the same weights with the adapters off (TRL does that); full: a second copy
+    ref_model = None if v.lora else load_model(init_path, config.model).model
+    trainer = _trainer(model, ref_model, lm, rows_of(lm), dpo_args(config, scratch, cuda))
+    trainer.add_callback(_progress(on_step))
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(scratch) if v.save_every_steps else None)
+    model.eval()
+    check_weights(model, "verifier: train")
+    _save(model.merge_and_unload() if v.lora else model, lm, out_dir)
+    log = [entry for entry in trainer.state.log_history if "loss" in entry]
+    del trainer, model, ref_model, lm
+    free_memory()
+    return log
+
+
+def _save(model, lm, out_dir: Path) -> None:
+    """Full weights: the verifier is loaded beside its reference, and a merged adapter loads anywhere."""
+    from selftaught.models import save_model, scheme_name
+
+    save_model(model, lm.tokenizer, scheme_name(lm.scheme), out_dir)
+
+
+def with_verifier_overrides(config: Config, overrides: list[str]) -> Config:
+    """The run's config with ``verifier.*`` overrides applied; any other key is refused (it would describe
+    another run than the one whose samples train the verifier)."""
+    from selftaught.config import ConfigError, apply_override, config_from_dict
+
+    data = config.to_dict()
+    for assignment in overrides:
+        key = assignment.partition("=")[0].strip()
+        if not key.startswith("verifier."):
+            raise ConfigError(f"--set {key}: `verifier train` takes verifier.* settings only (the run's are fixed)")
+        apply_override(data, assignment)
+    return config_from_dict(data)
+
+
+def _settings(config: Config, iterations: list[int], init_path: str) -> dict:
+    return {"verifier": config.to_dict()["verifier"], "iterations": iterations, "init": init_path}
+
+
+def _settle(folder: Path, settings: dict, reporter: Reporter) -> None:
+    """Record the settings; a folder holding work made with other settings is finished (refused) or cleared."""
+    path = folder / "settings.json"
+    if path.is_file() and runs.read_json(path, dict) != settings:
+        if runs.RunDir(folder).is_done(folder, "train"):
+            raise VerifierError(
+                f"{path}: {folder} already holds a verifier trained with other settings; "
+                "choose another folder (--out) or delete it"
+            )
+        reporter.log(f"{folder}: unfinished verifier work made with other settings; starting over")
+        for name in ("pairs.jsonl", "phases.json"):
+            (folder / name).unlink(missing_ok=True)
+        runs.remove_scratch(folder, folder / ".trainer")
+    runs.atomic_write_json(path, settings)
+
+
+def train_verifier(
+    config: Config,
+    root: str | Path,
+    folder: str | Path | None = None,
+    reporter: Reporter = SILENT,
+    examples: list[Example] | None = None,
+) -> dict:
+    """Train (or finish training) the verifier of the run in ``root`` into ``folder`` (``root/verifier``);
+    returns its metrics. The caller holds the run's lock."""
+    root = Path(root)
+    folder = Path(folder) if folder is not None else root / "verifier"
+    used = iterations_to_use(root, config.verifier.iterations)
+    init_path = init_model(root, config, used)
+    _settle(folder, _settings(config, used, init_path), reporter)
+    work = runs.RunDir(folder)
+    work.phase(folder, "pairs", lambda: write_pairs(folder / "pairs.jsonl", pairs_from_run(root, used)))
+    pairs = read_pairs(folder / "pairs.jsonl")
+    if not pairs:
+        raise VerifierError(
+            f"{folder / 'pairs.jsonl'}: no (right, wrong) pair in iterations {used}: no question had both a right "
+            "and a wrong sample; sample more per question (generation.num_samples) or at a higher temperature"
+        )
+    task = make_task(config)
+    by_id = {ex.id: ex for ex in (examples if examples is not None else task.load("train"))}
+    work.phase(folder, "train", lambda: _train_phase(config, task, by_id, pairs, folder, init_path, reporter))
+    metrics = {**pair_counts(pairs), "iterations": used, "init": init_path, "seconds": work.phases(folder)}
+    metrics["last_log"] = (runs.read_jsonl(folder / "train_log.jsonl") or [{}])[-1]
+    runs.atomic_write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def _train_phase(config: Config, task: Task, by_id: dict, pairs: list[Pair], folder: Path, init_path: str, reporter):
+    from selftaught.verifier.card import write_verifier_card
+
+    missing = sorted({p.id for p in pairs} - set(by_id))
+    if missing:
+        raise VerifierError(f"{folder / 'pairs.jsonl'}: question {missing[0]} is not in the task's training split")
+    label, steps = "verifier: train", config.verifier.steps
+    with reporter.phase(label, total=steps) as advance:
+
+        def on_step(step: int, loss: float | None) -> None:
+            check_loss(loss, step, label)
+            advance(1)
+
+        def write(tmp: Path) -> None:
+            rows_of = lambda lm: preference_rows(lm, task, by_id, pairs, config)  # noqa: E731
+            log = run_dpo(config, init_path, rows_of, folder / ".trainer", tmp, on_step)
+            runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
+            info = VerifierInfo(init_path, config.verifier.beta, config.loop.few_shot_in_training, config.task.name)
+            info.save(tmp)
+            write_verifier_card(tmp, config, info, pair_counts(pairs), log)
+
+        runs.atomic_save_dir(folder / "checkpoint", write)
