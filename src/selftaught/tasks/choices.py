@@ -43,7 +43,7 @@ _WORDS_RE = re.compile(r"[^\W_]+")
 FILLER_WORDS = frozenset(
     "the a an answer answers is are must would will should be so therefore thus hence then most likely probably "
     "definitely clearly obviously option options choice choices letter correct best right final my it this that "
-    "one i choose pick select go with here of given".split()
+    "one i choose pick select go with here of given or".split()
 )
 
 
@@ -145,8 +145,8 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
 def _names_something_else(clause: str, letter: str) -> bool:
     """Whether a clause holding a letter and no choice's text has words beyond the letter and filler
     ("is most likely (e)", "option B"): then it names something that is not the letter's choice."""
-    words = {w.lower() for w in _WORDS_RE.findall(clause)} - FILLER_WORDS - {letter}
-    return bool(words)
+    words = {w.lower() for w in _WORDS_RE.findall(clause) if len(w) > 1}  # single letters name no thing
+    return bool(words - FILLER_WORDS)
 
 
 def _window(text: str, at: int) -> str:
