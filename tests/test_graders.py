@@ -161,6 +161,7 @@ CSQA_CASES = [
     ("Let me think. Maine is a state known for seafood.\n\n**Answer: (A) maine**", "a"),
     ("Maine fits best.\n\nThe answer is A, maine.", "a"),
     ("All options are coastal. The best choice is maine.", "a"),
+    ("(a) maine\n\nA:", "a"),  # the echoed answer cue does not hide the choice above it
     # an answer in words, without "answer"
     ("Seafood is everywhere on the coast, so the most likely place to find one is Maine (A).", "a"),
     ("Lobster comes from the north. The most likely answer is maine.", "a"),
@@ -193,6 +194,9 @@ def test_commonsenseqa_right_answers_in_real_styles(csqa, completion, label):
         "The answer is B, boston; D, coastal cities; or E, ocean.",
         "The answer is (a) maine or boston.",
         "The most likely place is either maine or a beach town (C).",
+        # SmolLM2-135M-Instruct: its choice, then the prompt's "A:" cue echoed on the last line (read as (a))
+        "(c) beach town\n\nA:",
+        "(b) boston\n\nA:\nA:\nA:",
         # Gemma 3 270M: a letter beside a thing that is no choice (5 of its 10 accepts on 100 questions)
         " The answer must be a place by the sea. Therefore, the answer is a lighthouse (a).",
         " The answer must be a harbor (a). A harbor is where boats stay.",

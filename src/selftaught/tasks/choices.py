@@ -182,7 +182,8 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
         named, label = decide(_window(text, statement.end()), choices)
         if named:
             return label
-    lines = [line for line in text[-4 * ANSWER_WINDOW :].split("\n") if line.strip()]
+    # a bare "A:" is the prompt's answer cue echoed (chat models end with it), not choice (a)
+    lines = [line for line in text[-4 * ANSWER_WINDOW :].split("\n") if line.strip() not in ("", "A:", "Q:")]
     labels = {label.lower() for label, _ in choices}
     last = _LABEL_LINE_RE.match(lines[-1].strip()) if lines else None
     if last and last.group(1).lower() in labels:

