@@ -157,6 +157,17 @@ def read_jsonl(path: str | Path, keys: tuple[str, ...] = ()) -> list[dict]:
     return rows
 
 
+def _numbers_by_phase(path: Path, unit: str) -> dict:
+    """A ``{phase: number}`` file, checked; {} when absent. A non-number is damage, named with its unit."""
+    if not path.is_file():
+        return {}
+    values = read_json(path, dict)
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise damaged(path, f"phase {name!r} has no number of {unit}")
+    return values
+
+
 def check_metrics(row, where: Path, fix: str = "") -> dict:
     """``row`` if it looks like an evaluation result (accuracy and per-bucket accuracy in [0, 1])."""
 
@@ -235,25 +246,12 @@ class RunDir:
         return self.root / "base"
 
     def phases(self, folder: Path) -> dict:
-        path = folder / "phases.json"
-        if not path.is_file():
-            return {}
-        phases = read_json(path, dict)
-        for name, seconds in phases.items():
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
-                raise damaged(path, f"phase {name!r} has no number of seconds")
-        return phases
+        """Seconds of each finished phase (phases.json); {} when none finished."""
+        return _numbers_by_phase(folder / "phases.json", "seconds")
 
     def peak_memory(self, folder: Path) -> dict:
         """Peak resident MiB of each phase that recorded one (memory.json); {} when none did."""
-        path = folder / "memory.json"
-        if not path.is_file():
-            return {}
-        peaks = read_json(path, dict)
-        for name, mib in peaks.items():
-            if not isinstance(mib, (int, float)) or isinstance(mib, bool) or not math.isfinite(mib):
-                raise damaged(path, f"phase {name!r} has no number of MiB")
-        return peaks
+        return _numbers_by_phase(folder / "memory.json", "MiB")
 
     def metrics(self, folder: Path) -> dict:
         return check_metrics(read_json(folder / "metrics.json"), folder / "metrics.json")
