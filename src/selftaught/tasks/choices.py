@@ -136,13 +136,13 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
         return True, None  # "(a) maine or boston": a hedge, even when the letter agrees with one text
     if letters:
         (letter,) = letters
-        if not texts and any(text.strip() for _, text in choices) and _names_something_else(clause, letter):
+        if not texts and any(text.strip() for _, text in choices) and _names_something_else(clause):
             return True, None  # "a charm (c)" when (c) is "bag": the letter names a thing that is no choice
         return True, letter if not texts or letter in texts else None
     return True, next(iter(texts))
 
 
-def _names_something_else(clause: str, letter: str) -> bool:
+def _names_something_else(clause: str) -> bool:
     """Whether a clause holding a letter and no choice's text has words beyond the letter and filler
     ("is most likely (e)", "option B"): then it names something that is not the letter's choice."""
     words = {w.lower() for w in _WORDS_RE.findall(clause) if len(w) > 1}  # single letters name no thing
