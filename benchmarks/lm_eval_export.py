@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from selftaught.export import export_run
-from selftaught.runs import read_json
+from selftaught.hub.export import export_run
+from selftaught.rundir import read_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -192,7 +192,7 @@ def _resume_check(world: World, run: Path, row: dict, *extra: str) -> dict:
 
 LOCK_RACE = """\
 import json, multiprocessing as mp, os, sys, tempfile
-from selftaught.runs import RunInUse, RunLock
+from selftaught.rundir import RunInUse, RunLock
 
 def attempt(root, start, done, wins):
     start.wait()

@@ -46,10 +46,10 @@ def common_overrides(seed: int, args) -> list[str]:
 
 def pretrain_m0(recipe: str, seed: int, args) -> float:
     """Seconds to pretrain this seed's M0 (0 when it was cached already)."""
+    from selftaught.common.ui import SILENT
     from selftaught.config import load_config
     from selftaught.loop import load_data
     from selftaught.training.base_model import ensure_base_model
-    from selftaught.ui import SILENT
 
     config = load_config(recipe, common_overrides(seed, args))
     start = time.perf_counter()

@@ -71,9 +71,9 @@ def main() -> None:
 
     torch.set_num_threads(2)
     config = load_config(REPO / "recipes" / "arithmetic.yaml", ["loop.iterations=1", *args.overrides])
+    from selftaught.common.ui import SILENT
     from selftaught.tasks import make_task
     from selftaught.training.base_model import ensure_base_model
-    from selftaught.ui import SILENT
 
     ensure_base_model(config, make_task(config), SILENT)  # M0 is not part of the iteration profiled
     profiler = cProfile.Profile()

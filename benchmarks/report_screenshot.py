@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from selftaught.report_html import write_html_report
+from selftaught.reporting.html import write_html_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

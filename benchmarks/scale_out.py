@@ -98,7 +98,7 @@ def generation(folder: Path, args) -> dict:
 
 
 def training(folder: Path, args) -> dict:
-    from selftaught import runs
+    from selftaught.common import atomic
     from selftaught.training.launch import train_in_processes
     from selftaught.training.phase import TrainJob, run_job
 
@@ -107,7 +107,7 @@ def training(folder: Path, args) -> dict:
         {"id": str(k), "prompt": p, "completion": f" The answer is {k % 97}.", "source": "generated"}
         for k, p in enumerate(prompts[:32])
     ]  # 32 = 2 global batches of 16: both layouts see the same batches
-    runs.atomic_write_jsonl(folder / "train.jsonl", records)
+    atomic.atomic_write_jsonl(folder / "train.jsonl", records)
     config = config_for(folder / "model", 1, args.batch_size, args.chunk_size).to_dict()
 
     def job(name: str) -> TrainJob:

@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from selftaught import runs  # noqa: E402
+from selftaught import rundir  # noqa: E402
+from selftaught.common import atomic  # noqa: E402
 from selftaught.config import load_config  # noqa: E402
 from selftaught.loop import run_star  # noqa: E402
-from selftaught.runconfig import prepare_run_dir, release_run_dir  # noqa: E402
+from selftaught.rundir import prepare_run_dir, release_run_dir  # noqa: E402
 from selftaught.samples import Sample  # noqa: E402
 from selftaught.tasks import make_task  # noqa: E402
 from selftaught.verifier.bestofk import best_of_k_metrics, k_values, sample_and_grade, score_rows  # noqa: E402
@@ -40,7 +41,9 @@ def star_run(args, seed: int, m0: str | None) -> Path:
     overrides = [*args.set, f"seed={seed}", f"loop.iterations={args.iterations}"]
     if m0:
         overrides.append(f"model.name_or_path={m0}")
-    if (out / "summary.json").is_file() and len(runs.read_json(out / "summary.json")["iterations"]) >= args.iterations:
+    if (out / "summary.json").is_file() and len(
+        rundir.read_json(out / "summary.json")["iterations"]
+    ) >= args.iterations:
         return out
     config = load_config(args.recipe, overrides)
     run_star(None if (out / "config.yaml").is_file() else config, out, resume=(out / "config.yaml").is_file())
@@ -55,12 +58,12 @@ def test_samples(run: Path, config, n: int, temperature: float, max_test: int) -
         examples = examples[:: -(-len(examples) // max_test)]
     cache = run / f"bench_samples_n{n}_t{temperature}_q{len(examples)}.json"
     if cache.is_file():
-        data = runs.read_json(cache)
+        data = rundir.read_json(cache)
         return examples, [[Sample.from_json(r) for r in group] for group in data["rows"]], data["seconds"]
-    last = runs.RunDir(run).finished_iterations()[-1]
-    generator = str(runs.RunDir(run).iteration(last) / "checkpoint")
+    last = rundir.RunDir(run).finished_iterations()[-1]
+    generator = str(rundir.RunDir(run).iteration(last) / "checkpoint")
     rows, seconds = sample_and_grade(config, generator, examples, n, temperature, config.loop.few_shot_for_trained)
-    runs.atomic_write_json(cache, {"rows": [[r.to_json() for r in group] for group in rows], "seconds": seconds})
+    atomic.atomic_write_json(cache, {"rows": [[r.to_json() for r in group] for group in rows], "seconds": seconds})
     return examples, rows, seconds
 
 
@@ -84,7 +87,7 @@ def one_seed(args, seed: int, m0: str | None) -> dict:
                 "wall_seconds": time.perf_counter() - start,
             }
             print(f"seed {seed}, verifier on {t} iteration(s): {metrics['num_pairs']} pairs", flush=True)
-        out["greedy_accuracy"] = runs.read_json(run / "summary.json")["iterations"][-1]["accuracy"]
+        out["greedy_accuracy"] = rundir.read_json(run / "summary.json")["iterations"][-1]["accuracy"]
         out["num_questions"] = len(examples)
     finally:
         release_run_dir(lock)
@@ -169,12 +172,12 @@ def main() -> None:
     for seed in args.seeds:
         per_seed[str(seed)] = one_seed(args, seed, m0)
         if args.share_m0 and m0 is None:
-            m0 = runs.read_json(Path(args.out) / f"star_s{seed}" / "summary.json")["base_model"]
+            m0 = rundir.read_json(Path(args.out) / f"star_s{seed}" / "summary.json")["base_model"]
     table = aggregate(per_seed, args.iterations, args.samples)
     lines = print_table(table, args.samples, per_seed)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"args": vars(args), "per_seed": per_seed, "table": table, "markdown": lines}
-    runs.atomic_write_json(RESULTS / f"{args.name}.json", result)
+    atomic.atomic_write_json(RESULTS / f"{args.name}.json", result)
     plot(table, args.samples, RESULTS / f"{args.name}.png", Path(args.recipe).stem)
     print(f"results: {RESULTS / (args.name + '.json')}, plot: {RESULTS / (args.name + '.png')}")
 

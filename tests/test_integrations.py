@@ -13,10 +13,11 @@ import types
 
 import pytest
 
-from selftaught import runs
+from selftaught import rundir
+from selftaught.common import atomic
 from selftaught.config import ConfigError, load_config
 from selftaught.loop import run_star
-from selftaught.tracking import Tracker, TrackerError, star_scalars
+from selftaught.reporting.tracking import Tracker, TrackerError, star_scalars
 from tests.test_real_models import build, make_config
 
 
@@ -176,9 +177,9 @@ def test_html_report_is_self_contained_and_shows_samples(lora_run, tmp_path):
     _, root, summary = lora_run
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
-    generated = runs.read_jsonl(run / "iter_001" / "generated.jsonl")
+    generated = rundir.read_jsonl(run / "iter_001" / "generated.jsonl")
     generated[0]["text"] = "<script>alert(1)</script>" + generated[0]["text"]  # model output is untrusted
-    runs.atomic_write_jsonl(run / "iter_001" / "generated.jsonl", generated)
+    atomic.atomic_write_jsonl(run / "iter_001" / "generated.jsonl", generated)
     result = _cli("report", run)
     assert result.exit_code == 0, result.output
     page = (run / "report.html").read_text()
@@ -195,7 +196,7 @@ def test_html_report_is_self_contained_and_shows_samples(lora_run, tmp_path):
 
 
 def test_html_report_names_the_failed_step():
-    from selftaught.report_html import classify, rejection_reason
+    from selftaught.reporting.html import classify, rejection_reason
     from selftaught.samples import Sample
 
     rows = [
@@ -215,9 +216,9 @@ def test_compare_two_runs_one_table_one_plot(lora_run, tmp_path):
     _, root, summary = lora_run
     other = tmp_path / "other"
     shutil.copytree(root / "run", other)
-    data = runs.read_json(other / "summary.json")
+    data = rundir.read_json(other / "summary.json")
     data["iterations"][0]["accuracy"] = 0.875
-    runs.atomic_write_json(other / "summary.json", data)
+    atomic.atomic_write_json(other / "summary.json", data)
     result = _cli("compare", root / "run", other, "--plot", tmp_path / "c.png")
     assert result.exit_code == 0, result.output
     assert "87.5%" in result.output and f"{summary['iterations'][0]['accuracy']:.1%}" in result.output
@@ -249,9 +250,9 @@ def test_export_dataset_card_and_lm_eval_task(lora_run, tmp_path):
     out = tmp_path / "export"
     result = _cli("export", root / "run", "--out", out)
     assert result.exit_code == 0, result.output
-    kept = runs.read_jsonl(root / "run" / "iter_001" / "train.jsonl")
+    kept = rundir.read_jsonl(root / "run" / "iter_001" / "train.jsonl")
     assert load_from_disk(str(out / "dataset")).to_list() == kept
-    assert runs.read_jsonl(out / "data" / "train.jsonl") == kept
+    assert rundir.read_jsonl(out / "data" / "train.jsonl") == kept
     card = DatasetCard.load(out / "README.md")
     assert card.data.configs[0]["data_files"][0]["path"] == "data/train.jsonl"
     assert f"rows:** {len(kept)}" in card.text and "SFTTrainer" in card.text
@@ -259,13 +260,13 @@ def test_export_dataset_card_and_lm_eval_task(lora_run, tmp_path):
     assert spec["output_type"] == "generate_until" and spec["doc_to_text"] == "{{prompt}}"
     assert spec["process_results"] == ("function", "utils.process_results")
     assert spec["generation_kwargs"]["do_sample"] is False
-    docs = runs.read_jsonl(spec["dataset_kwargs"]["data_files"]["test"])
+    docs = rundir.read_jsonl(spec["dataset_kwargs"]["data_files"]["test"])
     task = make_task(config)
     assert [d["prompt"] for d in docs] == [task.prompt(ex) for ex in task.load("test")]  # the run's exact prompts
     module_spec = importlib.util.spec_from_file_location("st_utils", out / "lm_eval" / "utils.py")
     utils = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(utils)
-    evaluated = {r["id"]: r for r in runs.read_jsonl(root / "run" / "iter_001" / "eval.jsonl")}
+    evaluated = {r["id"]: r for r in rundir.read_jsonl(root / "run" / "iter_001" / "eval.jsonl")}
     scores = [utils.process_results(d, [evaluated[d["id"]]["text"]])["acc"] for d in docs]
     assert scores == [float(evaluated[d["id"]]["correct"]) for d in docs]  # graded exactly as the run graded
     bad = _cli("export", root / "run", "--out", out, "--iteration", "7")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.loop import NothingToTrain, run_star
 from selftaught.tasks import make_task
 from tests.conftest import tiny_run_config
@@ -23,17 +23,17 @@ def test_one_run_writes_the_run_directory(finished):
     assert (root / "config.yaml").is_file() and (root / "summary.json").is_file()
     for n in (1, 2):
         folder = root / f"iter_{n:03d}"
-        generated = runs.read_jsonl(folder / "generated.jsonl")
+        generated = rundir.read_jsonl(folder / "generated.jsonl")
         assert generated and set(generated[0]) == ROW_KEYS
         assert any(row["hinted"] for row in generated)  # rationalization ran
-        train = runs.read_jsonl(folder / "train.jsonl")
+        train = rundir.read_jsonl(folder / "train.jsonl")
         assert train and {"id", "prompt", "completion", "source"} <= set(train[0])
         assert all("(" not in r["prompt"] for r in train)  # the hint never reaches training text
         assert (folder / "checkpoint" / "model.safetensors").is_file()
         card = (folder / "checkpoint" / "README.md").read_text()  # digit positions: the card says to use selftaught
         assert f"iteration {n}" in card and "selftaught eval" in card
         assert make_task(config).prompt(make_task(config).load("test")[0]) in card  # the exact prompt format
-        metrics = runs.read_json(folder / "metrics.json")
+        metrics = rundir.read_json(folder / "metrics.json")
         assert set(metrics["seconds"]) == {"generate", "rationalize", "train", "evaluate"}
         if metrics["peak_rss_mib"]:  # Linux: every phase's peak resident memory, nonzero
             assert set(metrics["peak_rss_mib"]) == set(metrics["seconds"])
@@ -81,13 +81,13 @@ def test_resume_after_crash_gives_the_same_result(finished, tmp_path, monkeypatc
     monkeypatch.setattr(loop.Engine, "train", crash_in_second_training)
     with pytest.raises(KeyboardInterrupt):
         run_star(config, tmp_path / "run")
-    assert runs.RunDir(tmp_path / "run").finished_iterations() == [1]
+    assert rundir.RunDir(tmp_path / "run").finished_iterations() == [1]
     assert not (tmp_path / "run" / "iter_002" / "checkpoint").exists()
     monkeypatch.setattr(loop.Engine, "train", real_train)
     resumed = run_star(None, tmp_path / "run", resume=True)
     for n in (1, 2):
         name = f"iter_{n:03d}/train.jsonl"
-        assert runs.read_jsonl(tmp_path / "run" / name) == runs.read_jsonl(root / name)
+        assert rundir.read_jsonl(tmp_path / "run" / name) == rundir.read_jsonl(root / name)
     assert [r["accuracy_by_bucket"] for r in resumed["iterations"]] == [
         r["accuracy_by_bucket"] for r in summary["iterations"]
     ]
@@ -101,9 +101,9 @@ def test_an_iteration_that_keeps_nothing_stops_with_m0_evaluated(finished, tmp_p
     monkeypatch.setattr(star, "training_records", lambda *args, **kwargs: [])
     with pytest.raises(NothingToTrain, match="iteration 1: no rationale reached the right answer"):
         run_star(config, tmp_path / "empty")
-    base = runs.read_json(tmp_path / "empty" / "base" / "metrics.json")
+    base = rundir.read_json(tmp_path / "empty" / "base" / "metrics.json")
     assert base["accuracy"] == summary["base"]["accuracy"]
-    assert runs.read_jsonl(tmp_path / "empty" / "iter_001" / "train.jsonl") == []
+    assert rundir.read_jsonl(tmp_path / "empty" / "iter_001" / "train.jsonl") == []
 
 
 def test_eval_reproduces_the_run_and_reports_maj_and_pass(finished):

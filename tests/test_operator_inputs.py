@@ -10,10 +10,11 @@ import tracemalloc
 import pytest
 import yaml
 
-from selftaught import runconfig, runs
+from selftaught import rundir
+from selftaught.common import atomic
 from selftaught.config import Config, ConfigError, TrainConfig, config_from_dict, load_config
-from selftaught.interrupts import write_failure
 from selftaught.loop import prepare_run_dir, release_run_dir
+from selftaught.rundir.interrupts import write_failure
 from selftaught.samples import read_samples
 from tests.conftest import tiny_run_config
 
@@ -137,14 +138,14 @@ def test_saved_config_must_be_complete_and_match_its_digest(tmp_path):
     # a run started by an older selftaught: intact (its digest matches) but without a key added since
     older = config.to_dict()
     del older["report_to"]
-    runconfig.save_config(root, older)
+    rundir.save_config(root, older)
     used, run = prepare_run_dir(None, root, resume=True)
     release_run_dir(run)
     assert used.report_to == "none"
     assert used == config
     # the same older run, resumed with its own recipe and with a safe change: no spurious difference
     del older["distributed"]
-    runconfig.save_config(root, older)
+    rundir.save_config(root, older)
     release_run_dir(prepare_run_dir(config, root, resume=True)[1])
     more = config_from_dict({**config.to_dict(), "loop": {**config.to_dict()["loop"], "iterations": 3}})
     used, run = prepare_run_dir(more, root, resume=True, force=True)
@@ -165,10 +166,10 @@ def test_links_inside_a_run_are_refused_and_nothing_outside_is_touched(tmp_path,
     before = _tree(outside)
     (root / link).parent.mkdir(parents=True, exist_ok=True)
     (root / link).symlink_to(outside)
-    with pytest.raises(runs.RunDirError, match="is a symbolic link"):
+    with pytest.raises(rundir.RunDirError, match="is a symbolic link"):
         prepare_run_dir(None, root, resume=True)
-    with pytest.raises(runs.RunDirError, match="is a symbolic link"):
-        runs.remove_scratch(root, root / link / "generate")
+    with pytest.raises(rundir.RunDirError, match="is a symbolic link"):
+        rundir.remove_scratch(root, root / link / "generate")
     assert _tree(outside) == before
     assert not (root / "run.lock").exists()  # a refused resume does not keep the lock
 
@@ -180,16 +181,16 @@ def test_force_cannot_change_what_finished_work_depends_on(tmp_path):
     more = {**old, "loop": {**old["loop"], "iterations": 3}}
     rate = {**old, "train": {**old["train"], "learning_rate": 1e-4}}
     for new in (chunk, more, rate):  # nothing done yet: anything goes
-        runconfig.check_forced_changes(root, old, new)
+        rundir.check_forced_changes(root, old, new)
     (root / "iter_001" / ".chunks" / "generate").mkdir(parents=True)
     (root / "iter_001" / ".chunks" / "generate" / "chunk_00000.jsonl").write_text("")
     with pytest.raises(ConfigError, match="--force cannot change generation.chunk_size"):
-        runconfig.check_forced_changes(root, old, chunk)
-    runconfig.check_forced_changes(root, old, more)  # how far the run goes: always allowed
-    runconfig.check_forced_changes(root, old, rate)  # no training has started
-    runs.atomic_write_json(root / "iter_001" / "phases.json", {"generate": 1.0, "rationalize": 1.0, "train": 2.0})
+        rundir.check_forced_changes(root, old, chunk)
+    rundir.check_forced_changes(root, old, more)  # how far the run goes: always allowed
+    rundir.check_forced_changes(root, old, rate)  # no training has started
+    atomic.atomic_write_json(root / "iter_001" / "phases.json", {"generate": 1.0, "rationalize": 1.0, "train": 2.0})
     with pytest.raises(ConfigError, match="--force cannot change train.learning_rate"):
-        runconfig.check_forced_changes(root, old, rate)
+        rundir.check_forced_changes(root, old, rate)
     with pytest.raises(ConfigError, match="--force cannot change generation.chunk_size"):
         prepare_run_dir(config_from(chunk), root, resume=True, force=True)
 
@@ -201,7 +202,7 @@ def config_from(data):
 
 
 def test_damaged_run_files_are_one_line_naming_the_file(tmp_path):
-    run = runs.RunDir(tmp_path)
+    run = rundir.RunDir(tmp_path)
     folder = run.iteration(1)
     folder.mkdir()
     for content, fragment in [
@@ -210,22 +211,22 @@ def test_damaged_run_files_are_one_line_naming_the_file(tmp_path):
         ('{"train": "x"}', "phases.json: phase 'train' has no number of seconds"),
     ]:
         (folder / "phases.json").write_text(content)
-        with pytest.raises(runs.RunDirError, match=None) as info:
+        with pytest.raises(rundir.RunDirError, match=None) as info:
             run.is_done(folder, "train")
         assert fragment in str(info.value) and "delete" in str(info.value)
     (folder / "metrics.json").write_text('{"iteration": 1, "accuracy": 0.5, "accuracy_by')
-    with pytest.raises(runs.RunDirError, match="metrics.json: not valid JSON"):
+    with pytest.raises(rundir.RunDirError, match="metrics.json: not valid JSON"):
         run.metrics(folder)
     (folder / "generated.jsonl").write_text('{"id": "1"}\n')
-    with pytest.raises(runs.RunDirError, match=r"generated.jsonl:1: not a row of this file \(missing hinted"):
+    with pytest.raises(rundir.RunDirError, match=r"generated.jsonl:1: not a row of this file \(missing hinted"):
         read_samples(folder / "generated.jsonl")
 
 
 def test_report_writes_the_plot_atomically_never_through_a_link(tmp_path, monkeypatch):
-    from selftaught import report
+    from selftaught.reporting import table as report
 
     row = {"iteration": 0, "accuracy": 0.5, "accuracy_by_bucket": {"1": 0.5}}
-    runs.atomic_write_json(tmp_path / "summary.json", {"task": "t", "base": row, "iterations": []})
+    atomic.atomic_write_json(tmp_path / "summary.json", {"task": "t", "base": row, "iterations": []})
     victim = tmp_path / "elsewhere.png"
     victim.write_bytes(b"mine")
     (tmp_path / "accuracy.png").symlink_to(victim)
@@ -241,8 +242,8 @@ def test_report_writes_the_plot_atomically_never_through_a_link(tmp_path, monkey
     # the command, report.html included: the table still shows, exit 0
     from typer.testing import CliRunner
 
-    from selftaught import report_html
     from selftaught.cli import app
+    from selftaught.reporting import html as report_html
 
     monkeypatch.setattr(report_html, "atomic_write_text", lambda path, text: read_only(path, text))
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
@@ -251,7 +252,7 @@ def test_report_writes_the_plot_atomically_never_through_a_link(tmp_path, monkey
 
 
 def test_every_kind_of_full_disk_gives_the_same_line(tmp_path, monkeypatch):
-    from selftaught import interrupts
+    from selftaught.rundir import interrupts
 
     chained = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
     chained.__context__ = RuntimeError("basic_ios::clear: iostream error")
@@ -282,10 +283,10 @@ def test_non_utf8_run_directory_is_refused(tmp_path):
 def _try_lock(root, start, done, wins):
     start.wait()
     try:
-        runs.RunLock(root).acquire()
+        rundir.RunLock(root).acquire()
         with wins.get_lock():
             wins.value += 1
-    except runs.RunInUse:
+    except rundir.RunInUse:
         pass
     done.wait()
     os._exit(0)
@@ -311,7 +312,7 @@ def test_a_lock_file_nobody_holds_is_taken_over(tmp_path, content):
     import socket
 
     (tmp_path / "run.lock").write_text(content.format(host=socket.gethostname()))
-    lock = runs.RunLock(tmp_path)
+    lock = rundir.RunLock(tmp_path)
     lock.acquire()
     assert (tmp_path / "run.lock").read_text() == f"{os.getpid()} {socket.gethostname()}\n"
     lock.release()

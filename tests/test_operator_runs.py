@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.config import ConfigError, config_from_dict
 from selftaught.loop import run_star
 from selftaught.training.finite import NonFiniteError
@@ -38,7 +38,7 @@ def reference(tmp_path_factory):
 
 
 def same_results(run: Path, ref: Path) -> bool:
-    summary = [runs.read_json(p / "summary.json") for p in (run, ref)]
+    summary = [rundir.read_json(p / "summary.json") for p in (run, ref)]
     accuracies = [
         [s["base"]["accuracy_by_bucket"]] + [r["accuracy_by_bucket"] for r in s["iterations"]] for s in summary
     ]

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.config import config_from_dict
 from selftaught.loop import run_star
 from selftaught.models import load_model
@@ -106,9 +106,9 @@ def test_model_loads_back_from_path(gsm_run):
 def test_gsm8k_iteration_end_to_end(gsm_run):
     config, root, summary = gsm_run
     folder = root / "run" / "iter_001"
-    generated = runs.read_jsonl(folder / "generated.jsonl")
+    generated = rundir.read_jsonl(folder / "generated.jsonl")
     assert {r["hinted"] for r in generated} == {False, True}  # some failed and were retried with the hint
-    train = runs.read_jsonl(folder / "train.jsonl")
+    train = rundir.read_jsonl(folder / "train.jsonl")
     assert train, "the memorized rationales should be kept"
     assert all(r["prompt"].endswith("\nA:") and "(" not in r["prompt"].splitlines()[-2] for r in train)
     assert all("####" in r["completion"] for r in train)
@@ -129,7 +129,7 @@ def test_full_finetuning_changes_base_weights(gsm_run):
 def test_commonsenseqa_iteration_end_to_end(tmp_path):
     config = build(tmp_path, "commonsenseqa", arch="qwen2", writer=write_csqa)
     summary = run_star(config, tmp_path / "run")
-    train = runs.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
+    train = rundir.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
     assert train and all("Answer Choices:" in r["prompt"] and "(CORRECT)" not in r["prompt"] for r in train)
     assert summary["iterations"][0]["num_kept"] >= 1
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.generation import Generator, make_generator
 from selftaught.generation.sampler import eos_ids
 from selftaught.loop import run_star
@@ -92,9 +92,9 @@ def test_star_stores_and_trains_on_texts_that_end_at_the_answer(babbler, tmp_pat
     config, root, task, examples = babbler
     run_star(config, tmp_path / "run")
     folder = tmp_path / "run" / "iter_001"
-    generated = runs.read_jsonl(folder / "generated.jsonl")
+    generated = rundir.read_jsonl(folder / "generated.jsonl")
     assert generated and all("Q:" not in row["text"] for row in generated)
-    train = runs.read_jsonl(folder / "train.jsonl")
+    train = rundir.read_jsonl(folder / "train.jsonl")
     assert len(train) >= 4 and all(ENDS_AT_ANSWER.search(r["completion"]) for r in train)
     lm = load_model(root / "model", config.model)
     features = encode_pairs(lm.tokenizer, lm.scheme, [(r["prompt"], r["completion"]) for r in train])

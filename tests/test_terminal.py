@@ -10,8 +10,8 @@ import stat
 import pytest
 import typer.main
 
-from selftaught import runs
 from selftaught.cli import app
+from selftaught.common import atomic
 from tests.test_cli import run_cli
 
 
@@ -52,7 +52,7 @@ def test_library_progress_bars_are_off(tmp_path, tiny_llama, capfd):
     import transformers.utils.logging
     from transformers import AutoModelForCausalLM
 
-    from selftaught.ui import quiet_libraries
+    from selftaught.common.ui import quiet_libraries
 
     tiny_llama.save_pretrained(tmp_path / "m")
     transformers.utils.logging.enable_progress_bar()
@@ -67,11 +67,11 @@ def test_library_progress_bars_are_off(tmp_path, tiny_llama, capfd):
 
 @pytest.mark.parametrize("umask", [0o002, 0o077])
 def test_run_files_and_folders_follow_the_umask(tmp_path, monkeypatch, umask):
-    monkeypatch.setattr(runs, "UMASK", umask)
+    monkeypatch.setattr(atomic, "UMASK", umask)
     old = os.umask(umask)  # what the process would have had from the start
     try:
-        runs.atomic_write_json(tmp_path / "a.json", {"x": 1})
-        runs.atomic_save_dir(tmp_path / "ckpt", lambda tmp: (tmp / "w.bin").write_bytes(b"0"))
+        atomic.atomic_write_json(tmp_path / "a.json", {"x": 1})
+        atomic.atomic_save_dir(tmp_path / "ckpt", lambda tmp: (tmp / "w.bin").write_bytes(b"0"))
     finally:
         os.umask(old)
 

@@ -20,7 +20,8 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from selftaught import runs
+from selftaught import rundir
+from selftaught.common import atomic
 from selftaught.config import ConfigError
 from selftaught.loop import run_star
 from tests.conftest import tiny_run_config
@@ -33,7 +34,7 @@ RUN_TOLERANCE = 0.05  # mean absolute loss difference over a run whose epochs en
 
 
 def losses(run: Path) -> list[float]:
-    return [row["loss"] for row in runs.read_jsonl(run / "iter_001" / "train_log.jsonl")]
+    return [row["loss"] for row in rundir.read_jsonl(run / "iter_001" / "train_log.jsonl")]
 
 
 def no_training_processes_left(run: Path, wait_s: float = 30) -> bool:
@@ -65,7 +66,7 @@ def runs_1_and_2(tmp_path_factory):
 def test_two_processes_keep_the_global_batch_and_the_loss_curve(runs_1_and_2):
     work, one, two = runs_1_and_2
     assert (two / "iter_001" / "train.jsonl").read_text() == (one / "iter_001" / "train.jsonl").read_text()
-    assert runs.read_json(two / "iter_001" / "metrics.json")["distributed"]["train_processes"] == 2
+    assert rundir.read_json(two / "iter_001" / "metrics.json")["distributed"]["train_processes"] == 2
     a, b = losses(one), losses(two)
     assert len(a) == len(b) == 12
     assert abs(a[0] - b[0]) < EXACT  # the first batch is the same 16 examples, split 8 + 8
@@ -78,9 +79,9 @@ def test_same_batches_give_the_same_losses_and_weights(runs_1_and_2, tmp_path):
     from selftaught.training.phase import TrainJob, run_job
 
     work, one, _ = runs_1_and_2
-    records = (runs.read_jsonl(one / "iter_001" / "train.jsonl") * 4)[:32]  # 2 global batches of 16 per epoch
-    runs.atomic_write_jsonl(tmp_path / "train.jsonl", records)
-    config = runs.read_json(one / "summary.json")
+    records = (rundir.read_jsonl(one / "iter_001" / "train.jsonl") * 4)[:32]  # 2 global batches of 16 per epoch
+    atomic.atomic_write_jsonl(tmp_path / "train.jsonl", records)
+    config = rundir.read_json(one / "summary.json")
     init = config["base_model"]
     settings = tiny_run_config(work, **SETTINGS).to_dict()
 
@@ -139,7 +140,7 @@ def test_the_users_own_torchrun_launch_trains_on_every_rank(runs_1_and_2):
     assert done.stdout.count("run directory:") == 1  # rank 0 alone reports
     assert any((work / "cold").glob("*/model.safetensors"))
     assert losses(out) == pytest.approx(losses(two), abs=EXACT)  # same M0, data and sharding as our own launch
-    assert runs.read_json(out / "iter_001" / "metrics.json")["distributed"]["train_processes"] == 2
+    assert rundir.read_json(out / "iter_001" / "metrics.json")["distributed"]["train_processes"] == 2
 
 
 def test_divergence_on_two_processes_stops_the_launch_with_one_line(runs_1_and_2):
@@ -188,4 +189,4 @@ def test_trainer_checkpoints_of_another_process_layout_are_not_resumed(tmp_path)
     engine.config = tiny_run_config(tmp_path, distributed={"train_processes": 2})
     Engine._match_trainer_layout(engine, scratch)
     assert not (scratch / "checkpoint-4").exists() and "another process layout" in said[0]
-    assert runs.read_json(scratch / "layout.json")["train_processes"] == 2
+    assert rundir.read_json(scratch / "layout.json")["train_processes"] == 2

@@ -10,7 +10,7 @@ from math import comb
 import pytest
 from safetensors.torch import load_file
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.config import ConfigError
 from selftaught.loop import run_star
 from selftaught.samples import Sample
@@ -126,9 +126,9 @@ def test_the_loop_trains_a_verifier_into_the_run_directory(trained):
     config, root, summary = trained
     folder = root / "verifier"
     assert summary["verifier"]["num_pairs"] == len(read_pairs(folder / "pairs.jsonl")) > 0
-    assert set(runs.read_json(folder / "phases.json")) == {"pairs", "train"}
+    assert set(rundir.read_json(folder / "phases.json")) == {"pairs", "train"}
     assert (folder / "checkpoint" / "model.safetensors").is_file()
-    info = runs.read_json(folder / "checkpoint" / "verifier.json")
+    info = rundir.read_json(folder / "checkpoint" / "verifier.json")
     assert info["reference"] == str((root / "iter_001" / "checkpoint").resolve())  # init: last (the SFT model)
     card = (folder / "checkpoint" / "README.md").read_text()
     assert "DPOTrainer" in card and "selftaught eval GENERATOR --samples 16 --verifier" in card
@@ -173,7 +173,7 @@ def test_a_kill_in_the_verifier_phase_resumes_to_the_same_checkpoint(trained, tm
     assert not (run / "verifier" / "checkpoint").exists()
     monkeypatch.setattr(verifier_train, "check_loss", real)
     resumed = run_star(None, run, resume=True)
-    assert resumed["verifier"]["num_pairs"] == runs.read_json(root / "verifier" / "metrics.json")["num_pairs"]
+    assert resumed["verifier"]["num_pairs"] == rundir.read_json(root / "verifier" / "metrics.json")["num_pairs"]
     a = load_file(root / "verifier" / "checkpoint" / "model.safetensors")
     b = load_file(run / "verifier" / "checkpoint" / "model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
@@ -204,8 +204,8 @@ def test_verifier_train_command_writes_another_folder_and_rpo_adds_the_sft_loss(
     assert done.returncode == 0, done.stderr
     assert "pairs over" in done.stdout and (out / "checkpoint" / "verifier.json").is_file()
     assert (
-        runs.read_json(out / "checkpoint" / "verifier.json")["reference"]
-        == runs.read_json(root / "summary.json")["base_model"]
+        rundir.read_json(out / "checkpoint" / "verifier.json")["reference"]
+        == rundir.read_json(root / "summary.json")["base_model"]
     )  # init: base starts from M0
     rpo = with_verifier_overrides(config, ["verifier.loss=rpo"])
     assert dpo_args(rpo, tmp_path, cuda=False).loss_type == ["sigmoid", "sft"]

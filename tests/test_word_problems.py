@@ -187,19 +187,19 @@ def tiny_config(tmp_path, **loop):
 
 
 def test_star_runs_end_to_end_on_a_tiny_word_problem_configuration(tmp_path):
-    from selftaught import runs
+    from selftaught import rundir
     from selftaught.loop import run_star
 
     config = tiny_config(tmp_path)
     summary = run_star(config, tmp_path / "run")
     m0 = next((tmp_path / "cache").glob("text-*"))
     assert (m0 / "tokenizer.json").is_file() and (m0 / "model.safetensors").is_file()
-    generated = runs.read_jsonl(tmp_path / "run" / "iter_001" / "generated.jsonl")
+    generated = rundir.read_jsonl(tmp_path / "run" / "iter_001" / "generated.jsonl")
     assert len([r for r in generated if not r["hinted"]]) == 32
     assert all("\nQ:" not in r["text"] for r in generated)  # cut at the next few-shot block
     assert set(summary["base"]["accuracy_by_bucket"]) == {"1", "2"}
     assert summary["base"]["accuracy_by_bucket"]["1"] > 0  # the pretrained M0 solves some 1-step problems
-    kept = runs.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
+    kept = rundir.read_jsonl(tmp_path / "run" / "iter_001" / "train.jsonl")
     assert any("<<" in r["completion"] and "####" in r["completion"] for r in kept)  # rationales were kept
     assert (tmp_path / "run" / "iter_001" / "checkpoint" / "model.safetensors").is_file()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selftaught import runs
+from selftaught import rundir
 from selftaught.loop import run_star
 from tests.conftest import tiny_run_config
 
@@ -46,7 +46,7 @@ def test_two_workers_write_what_one_process_writes(reference):
     summary = run_star(two, work / "two")
     assert same_files(work / "two", ref) == []
     assert summary["iterations"][0]["distributed"] == {"generation_workers": 2, "train_processes": 1}
-    assert runs.read_json(ref / "summary.json")["iterations"][0]["distributed"]["generation_workers"] == 1
+    assert rundir.read_json(ref / "summary.json")["iterations"][0]["distributed"]["generation_workers"] == 1
 
 
 def test_a_killed_worker_is_restarted_and_its_chunk_retried(reference):

@@ -47,7 +47,7 @@ def eval_config(target: str, recipe: str | Path | None, overrides: list[str]) ->
     """The config to score ``target`` with: a recipe if given; else, for a run directory, the run's own
     saved config (its task, data and model settings); else the defaults. ``overrides`` apply on top."""
     from selftaught.config import apply_override, config_from_dict, load_config
-    from selftaught.runconfig import is_run_dir, load_saved_config
+    from selftaught.rundir import is_run_dir, load_saved_config
 
     if recipe is not None or not is_run_dir(target):
         return load_config(recipe, overrides)
@@ -66,14 +66,14 @@ def resolve_model(target: str, config: Config, iteration: int | None = None) -> 
         return str(ensure_converted(target, "", config.model.base.cache_dir))
     path = Path(target)
     if (path / "config.yaml").is_file() and (path / "base").exists():
-        from selftaught.runs import RunDir
+        from selftaught.rundir import RunDir
 
         run = RunDir(path)
         done = run.finished_iterations()
         if iteration == 0 or (iteration is None and not done):
             summary = path / "summary.json"
             if summary.is_file():
-                from selftaught.runs import damaged, read_json
+                from selftaught.rundir import damaged, read_json
 
                 base = read_json(summary, dict).get("base_model")
                 if not isinstance(base, str) or not base:

@@ -16,24 +16,25 @@ import shutil
 import time
 from pathlib import Path
 
-from selftaught import runconfig, runs, star
+from selftaught import rundir, star
+from selftaught.common import atomic
+from selftaught.common.ui import SILENT, Reporter
+from selftaught.common.versions import library_versions
 from selftaught.config import Config
 from selftaught.generation.workers import ChunkJob, make_workers
-from selftaught.modelcard import write_iteration_cards
+from selftaught.hub.modelcard import write_iteration_cards
 from selftaught.models import absolute_model_path
 from selftaught.models.gguf import gguf_origin
-from selftaught.runconfig import prepare_run_dir, release_run_dir
+from selftaught.reporting.tracking import Tracker
+from selftaught.rundir import prepare_run_dir, release_run_dir
 from selftaught.samples import Record, Sample, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
-from selftaught.tracking import Tracker
 from selftaught.training import ranks
 from selftaught.training.base_model import ensure_base_model
 from selftaught.training.finite import NonFiniteError, check_loss
 from selftaught.training.launch import train_in_processes
 from selftaught.training.phase import TrainJob, run_job
-from selftaught.ui import SILENT, Reporter
-from selftaught.versions import library_versions
 
 
 class StarError(RuntimeError):
@@ -53,7 +54,7 @@ def load_data(config: Config) -> tuple[Task, list[Example], list[Example]]:
 class Engine:
     """Holds what every phase needs: config, task, data, run directory, M0's path."""
 
-    def __init__(self, config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None = None):
+    def __init__(self, config: Config, run: rundir.RunDir, reporter: Reporter, data: tuple | None = None):
         self.config, self.run, self.reporter = config, run, reporter
         self.task, self.train_set, self.test_set = data or load_data(config)
         self.base_path = ensure_base_model(config, self.task, reporter)
@@ -134,12 +135,12 @@ class Engine:
 
             def write(tmp: Path) -> None:
                 log, self.used["train_processes"] = self._train(job, tmp, on_step, folder / "logs")
-                runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
+                atomic.atomic_write_jsonl(folder / "train_log.jsonl", log)
 
             try:
-                runs.atomic_save_dir(folder / "checkpoint", write)
+                atomic.atomic_save_dir(folder / "checkpoint", write)
             except NonFiniteError:
-                runs.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
+                rundir.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
                 raise
 
     def _match_trainer_layout(self, scratch: Path) -> None:
@@ -149,12 +150,12 @@ class Engine:
         processes = ranks.world_size() if ranks.launched() else d.train_processes
         layout = {"train_processes": processes, "accelerate_config": d.accelerate_config}
         path = scratch / "layout.json"
-        if path.is_file() and runs.read_json(path) != layout and any(scratch.glob("checkpoint-*")):
+        if path.is_file() and rundir.read_json(path) != layout and any(scratch.glob("checkpoint-*")):
             self.reporter.log(f"{scratch}: Trainer checkpoints from another process layout; training starts over")
             for old in scratch.glob("checkpoint-*"):
                 shutil.rmtree(old)
         scratch.mkdir(parents=True, exist_ok=True)
-        runs.atomic_write_json(path, layout)
+        atomic.atomic_write_json(path, layout)
 
     def _train(self, job: TrainJob, out_dir: Path, on_step, logs: Path) -> tuple[list[dict], int]:
         """Train here, on the ranks of the user's own launch, or on processes we launch; (log, processes)."""
@@ -174,7 +175,7 @@ def _evaluate_base(engine: Engine) -> dict:
 
     def work():
         metrics = engine.evaluate(engine.base_path, folder, "M0: evaluate")
-        runs.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
+        atomic.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
 
     engine.run.phase(folder, "evaluate", work)
     return engine.run.metrics(folder)
@@ -247,13 +248,13 @@ class Iteration:
 
         def work() -> None:
             metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {self.n}: evaluate")
-            runs.atomic_write_json(folder / "metrics.json", {"iteration": self.n, **metrics, **self._counts(rows)})
+            atomic.atomic_write_json(folder / "metrics.json", {"iteration": self.n, **metrics, **self._counts(rows)})
 
         self.run.phase(folder, "evaluate", work)
         metrics = self.run.metrics(folder)
         metrics["seconds"] = self.run.phases(folder)  # includes evaluate's own time
         metrics["peak_rss_mib"] = self.run.peak_memory(folder)  # this process's peak, phase by phase
-        runs.atomic_write_json(folder / "metrics.json", metrics)
+        atomic.atomic_write_json(folder / "metrics.json", metrics)
         write_iteration_cards(cfg, engine.task, engine.test_set, folder, self.n, metrics, engine.base_path)
         return metrics
 
@@ -336,7 +337,7 @@ def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter
     data = None
     if not resume:  # bad task settings or data fail here, before the run directory exists
         config = config or Config()
-        runconfig.check_fresh(out_dir)
+        rundir.check_fresh(out_dir)
         data = load_data(config)
     config, run = prepare_run_dir(config, out_dir, resume, force)
     try:
@@ -345,7 +346,7 @@ def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter
         release_run_dir(run)
 
 
-def _run(config: Config, run: runs.RunDir, reporter: Reporter, data: tuple | None) -> dict:
+def _run(config: Config, run: rundir.RunDir, reporter: Reporter, data: tuple | None) -> dict:
     start = time.perf_counter()
     tracker = Tracker(config.report_to, run.root, config.to_dict())  # a missing tracker fails before any work
     engine = None

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from selftaught import runs  # by module: tests replace its writers to simulate a full disk
+from selftaught import rundir  # by module: tests replace its writers to simulate a full disk
+from selftaught.common import atomic
 
 SOURCES = ("generated", "rationalized", "direct")
 
@@ -64,13 +65,13 @@ RECORD_KEYS = tuple(f.name for f in fields(Record))
 
 def read_samples(path: str | Path) -> list[Sample]:
     """A run's generated.jsonl / eval.jsonl (or a chunk of one); a missing field names the file and line."""
-    return [Sample.from_json(row) for row in runs.read_jsonl(path, SAMPLE_KEYS)]
+    return [Sample.from_json(row) for row in rundir.read_jsonl(path, SAMPLE_KEYS)]
 
 
 def read_records(path: str | Path) -> list[Record]:
-    return [Record.from_json(row) for row in runs.read_jsonl(path, RECORD_KEYS)]
+    return [Record.from_json(row) for row in rundir.read_jsonl(path, RECORD_KEYS)]
 
 
 def write_rows(path: str | Path, rows: list[Sample] | list[Record]) -> None:
     """Atomically write samples or records as JSON lines."""
-    runs.atomic_write_jsonl(path, [row.to_json() for row in rows])
+    atomic.atomic_write_jsonl(path, [row.to_json() for row in rows])

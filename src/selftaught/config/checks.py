@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import get_type_hints
 
-from selftaught.bounded import printable, shown
+from selftaught.common.bounded import printable, shown
 
 
 class ConfigError(ValueError):
@@ -64,3 +64,17 @@ def check_text(value, where: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ConfigError(f"{where} is not valid UTF-8: {shown(printable(value))}") from None
+
+
+# experiment trackers (``report_to``): the names are config; the sinks live in reporting.tracking
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
+
+
+def parse_report_to(value: str) -> list[str]:
+    """Tracker names from the ``report_to`` setting.
+
+    >>> parse_report_to("none"), parse_report_to("tensorboard, wandb")
+    ([], ['tensorboard', 'wandb'])
+    """
+    names = [part.strip() for part in str(value).split(",") if part.strip()]
+    return [] if names in ([], ["none"]) else names

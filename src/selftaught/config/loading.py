@@ -9,7 +9,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from selftaught.bounded import TooLarge, load_yaml, printable, shown
+from selftaught.common.bounded import TooLarge, load_yaml, printable, shown
 from selftaught.config.checks import MAX_RECIPE_BYTES, ConfigError, finite, require
 from selftaught.config.sections import Config
 

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selftaught.bounded import shown
-from selftaught.config.checks import MAX_STEPS, ConfigError, check_numbers, choice, require
+from selftaught.common.bounded import shown
+from selftaught.config.checks import MAX_STEPS, TRACKERS, ConfigError, check_numbers, choice, parse_report_to, require
 
 
 @dataclass
@@ -373,8 +373,6 @@ class Config:
     report_to: str = "none"  # experiment trackers, comma-separated: none | tensorboard | wandb | mlflow | trackio
 
     def __post_init__(self):
-        from selftaught.tracking import TRACKERS, parse_report_to
-
         for name in parse_report_to(self.report_to):
             choice("", "report_to", name, ("none", *TRACKERS))
         check_numbers(self, "")

@@ -26,8 +26,8 @@ def merged_weights(path: str | Path, config: ModelConfig) -> str:
         return str(path)
     merged = path / "merged"
     if not (merged / "config.json").is_file():
+        from selftaught.common.atomic import atomic_save_dir
         from selftaught.models import load_model, save_model
-        from selftaught.runs import atomic_save_dir
 
         lm = load_model(path, config)
         atomic_save_dir(merged, lambda tmp: save_model(lm.model, lm.tokenizer, "sequential", tmp))

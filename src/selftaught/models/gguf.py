@@ -100,7 +100,7 @@ def ensure_converted(name_or_path: str, gguf_file: str, cache_dir: str | Path) -
     folder = Path(cache_dir) / f"gguf-{stem}-{digest[:16]}"
     if (folder / SOURCE_FILE).is_file():
         return folder
-    from selftaught.runs import atomic_save_dir
+    from selftaught.common.atomic import atomic_save_dir
 
     atomic_save_dir(folder, lambda tmp: _convert(source, digest, tmp))
     return folder
@@ -131,7 +131,7 @@ def _convert(source: Path, digest: str, out: Path) -> None:
     """Dequantized GGUF -> plain model in ``out`` (safetensors), with tokenizer and generation config."""
     from transformers import AutoModelForCausalLM
 
-    from selftaught.runs import UMASK
+    from selftaught.common.atomic import UMASK
 
     loaded, tokenizer = _load_gguf(source)
     config = loaded.config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from selftaught.bounded import shown
+from selftaught.common.bounded import shown
 from selftaught.config import Config, ConfigError
 from selftaught.tasks.arithmetic import ArithmeticTask
 from selftaught.tasks.base import Example, Task, TaskDataError

@@ -19,12 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from selftaught.common.atomic import atomic_save_dir
 from selftaught.config import Config, TrainConfig
 from selftaught.models import save_model
 from selftaught.models.embedded import build_char_tokenizer, build_tiny_llama
 from selftaught.models.gguf import ensure_converted, is_gguf
 from selftaught.models.positions import make_scheme
-from selftaught.runs import atomic_save_dir
 from selftaught.tasks.arithmetic import ArithmeticTask, sample_pairs
 from selftaught.tasks.base import Example
 from selftaught.training.finite import check_loss, check_weights
@@ -151,9 +151,9 @@ LAUNCH_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RAN
 
 
 if __name__ == "__main__":  # `_train_alone`'s process: the config as JSON on stdin
+    from selftaught.common.ui import SILENT
     from selftaught.config import config_from_dict
     from selftaught.tasks import make_task
-    from selftaught.ui import SILENT
 
     settings = config_from_dict(json.loads(sys.stdin.read()))
     ensure_base_model(settings, make_task(settings), SILENT)

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from selftaught.config import Config, config_from_dict
+from selftaught.config.checks import parse_report_to
 from selftaught.models import absolute_model_path, free_memory, load_model, save_model, scheme_name
 from selftaught.samples import read_records
-from selftaught.tracking import parse_report_to
 from selftaught.training.finite import check_weights
 from selftaught.training.sft import add_lora, encode_pairs, train_sft
 

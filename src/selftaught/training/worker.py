@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from selftaught.runs import atomic_write_json
+from selftaught.common.atomic import atomic_write_json
 from selftaught.training.finite import NonFiniteError
 from selftaught.training.launch import NON_FINITE_EXIT, RESULT_FILE, die_with_parent
 from selftaught.training.phase import TrainJob, is_main_process, run_job, world_size

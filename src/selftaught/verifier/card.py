@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selftaught.common.atomic import atomic_write_text
+from selftaught.common.versions import library_versions
 from selftaught.config import Config
-from selftaught.modelcard import task_description
-from selftaught.runs import atomic_write_text
+from selftaught.hub.modelcard import task_description
 from selftaught.verifier.score import VerifierInfo
-from selftaught.versions import library_versions
 
 
 def render_verifier_card(config: Config, info: VerifierInfo, counts: dict, log: list[dict]) -> str:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from selftaught import runs
+from selftaught import rundir
+from selftaught.common import atomic
 from selftaught.samples import Sample
 
 
@@ -99,8 +100,8 @@ def pair_counts(pairs: list[Pair]) -> dict:
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
-    runs.atomic_write_jsonl(path, [pair.to_json() for pair in pairs])
+    atomic.atomic_write_jsonl(path, [pair.to_json() for pair in pairs])
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    return [Pair.from_json(row) for row in runs.read_jsonl(path, PAIR_KEYS)]
+    return [Pair.from_json(row) for row in rundir.read_jsonl(path, PAIR_KEYS)]

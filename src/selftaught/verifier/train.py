@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selftaught import runs
+from selftaught import rundir
+from selftaught.common import atomic
+from selftaught.common.ui import SILENT, Reporter
 from selftaught.config import Config
 from selftaught.models import absolute_model_path, free_memory, load_model
 from selftaught.models.positions import DigitPositions
@@ -26,19 +28,18 @@ from selftaught.samples import read_samples
 from selftaught.tasks import Example, Task, make_task
 from selftaught.training.finite import check_loss, check_weights
 from selftaught.training.sft import add_lora, last_complete_checkpoint, use_bf16
-from selftaught.ui import SILENT, Reporter
 from selftaught.verifier.pairs import Pair, build_pairs, pair_counts, read_pairs, write_pairs
 from selftaught.verifier.score import VerifierError, VerifierInfo, encode_response, padded_batch
 
 
 def pairs_from_run(root: Path, iterations: list[int]) -> list[Pair]:
     """Pairs of the given iterations' samples, accumulated over them as V-STaR does."""
-    return build_pairs({n: read_samples(runs.RunDir(root).iteration(n) / "generated.jsonl") for n in iterations})
+    return build_pairs({n: read_samples(rundir.RunDir(root).iteration(n) / "generated.jsonl") for n in iterations})
 
 
 def iterations_to_use(root: Path, wanted: int) -> list[int]:
     """Finished iterations 1..``wanted`` (0 = all); a missing one is a `VerifierError` naming the setting."""
-    done = runs.RunDir(root).finished_iterations()
+    done = rundir.RunDir(root).finished_iterations()
     if not done:
         raise VerifierError(f"{root} has no finished iteration: nothing to train a verifier on")
     if wanted and wanted not in done:
@@ -200,8 +201,8 @@ def _settings(config: Config, iterations: list[int], init_path: str) -> dict:
 def _settle(folder: Path, settings: dict, reporter: Reporter) -> None:
     """Record the settings; a folder holding work made with other settings is finished (refused) or cleared."""
     path = folder / "settings.json"
-    if path.is_file() and runs.read_json(path, dict) != settings:
-        if runs.RunDir(folder).is_done(folder, "train"):
+    if path.is_file() and rundir.read_json(path, dict) != settings:
+        if rundir.RunDir(folder).is_done(folder, "train"):
             raise VerifierError(
                 f"{path}: {folder} already holds a verifier trained with other settings; "
                 "choose another folder (--out) or delete it"
@@ -209,8 +210,8 @@ def _settle(folder: Path, settings: dict, reporter: Reporter) -> None:
         reporter.log(f"{folder}: unfinished verifier work made with other settings; starting over")
         for name in ("pairs.jsonl", "phases.json"):
             (folder / name).unlink(missing_ok=True)
-        runs.remove_scratch(folder, folder / ".trainer")
-    runs.atomic_write_json(path, settings)
+        rundir.remove_scratch(folder, folder / ".trainer")
+    atomic.atomic_write_json(path, settings)
 
 
 def train_verifier(
@@ -227,7 +228,7 @@ def train_verifier(
     used = iterations_to_use(root, config.verifier.iterations)
     init_path = init_model(root, config, used)
     _settle(folder, _settings(config, used, init_path), reporter)
-    work = runs.RunDir(folder)
+    work = rundir.RunDir(folder)
     work.phase(folder, "pairs", lambda: write_pairs(folder / "pairs.jsonl", pairs_from_run(root, used)))
     pairs = read_pairs(folder / "pairs.jsonl")
     if not pairs:
@@ -239,8 +240,8 @@ def train_verifier(
     by_id = {ex.id: ex for ex in (examples if examples is not None else task.load("train"))}
     work.phase(folder, "train", lambda: _train_phase(config, task, by_id, pairs, folder, init_path, reporter))
     metrics = {**pair_counts(pairs), "iterations": used, "init": init_path, "seconds": work.phases(folder)}
-    metrics["last_log"] = (runs.read_jsonl(folder / "train_log.jsonl") or [{}])[-1]
-    runs.atomic_write_json(folder / "metrics.json", metrics)
+    metrics["last_log"] = (rundir.read_jsonl(folder / "train_log.jsonl") or [{}])[-1]
+    atomic.atomic_write_json(folder / "metrics.json", metrics)
     return metrics
 
 
@@ -260,9 +261,9 @@ def _train_phase(config: Config, task: Task, by_id: dict, pairs: list[Pair], fol
         def write(tmp: Path) -> None:
             rows_of = lambda lm: preference_rows(lm, task, by_id, pairs, config)  # noqa: E731
             log = run_dpo(config, init_path, rows_of, folder / ".trainer", tmp, on_step)
-            runs.atomic_write_jsonl(folder / "train_log.jsonl", log)
+            atomic.atomic_write_jsonl(folder / "train_log.jsonl", log)
             info = VerifierInfo(init_path, config.verifier.beta, config.loop.few_shot_in_training, config.task.name)
             info.save(tmp)
             write_verifier_card(tmp, config, info, pair_counts(pairs), log)
 
-        runs.atomic_save_dir(folder / "checkpoint", write)
+        atomic.atomic_save_dir(folder / "checkpoint", write)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from selftaught.runs import atomic_write_bytes, check_metrics, damaged, read_json
+from selftaught.common.atomic import atomic_write_bytes
+from selftaught.rundir import check_metrics, damaged, read_json
 
 REWRITE = "resume the run (selftaught run --resume DIR) to rewrite it"
 

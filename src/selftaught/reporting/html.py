@@ -14,8 +14,9 @@ import io
 from pathlib import Path
 
 from selftaught import star
-from selftaught.report import _rows, accuracy_png
-from selftaught.runs import atomic_write_text, read_json
+from selftaught.common.atomic import atomic_write_text
+from selftaught.reporting.table import _rows, accuracy_png
+from selftaught.rundir import read_json
 from selftaught.samples import Sample, read_samples
 
 SAMPLES_PER_KIND = 3

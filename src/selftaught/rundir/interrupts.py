@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from selftaught.bounded import printable
+from selftaught.common.bounded import printable
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 FULL_MARKERS = ("no space left on device", "disk quota exceeded", "os error 28", "os error 122", "storagefull")

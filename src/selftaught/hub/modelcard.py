@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selftaught.common.versions import library_versions
 from selftaught.config import Config
 from selftaught.models import absolute_model_path
-from selftaught.versions import library_versions
 
 MAX_PROMPT_CHARS = 6000  # a long few-shot prefix is cut in the card (the full text is in the task's files)
 
@@ -174,7 +174,7 @@ This checkpoint's greedy completion:
 
 def write_model_card(folder: str | Path, facts: CardFacts) -> Path:
     """Write ``folder/README.md`` atomically (replacing PEFT's empty template)."""
-    from selftaught.runs import atomic_write_text
+    from selftaught.common.atomic import atomic_write_text
 
     path = Path(folder) / "README.md"
     atomic_write_text(path, render_model_card(facts))

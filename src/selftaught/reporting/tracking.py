@@ -13,21 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
+from selftaught.config.checks import parse_report_to
 
 
 class TrackerError(ValueError):
     """A chosen tracker cannot be used (package missing); the message says what to install."""
-
-
-def parse_report_to(value: str) -> list[str]:
-    """Tracker names from the ``report_to`` setting.
-
-    >>> parse_report_to("none"), parse_report_to("tensorboard, wandb")
-    ([], ['tensorboard', 'wandb'])
-    """
-    names = [part.strip() for part in str(value).split(",") if part.strip()]
-    return [] if names in ([], ["none"]) else names
 
 
 def star_scalars(metrics: dict) -> dict[str, float]:

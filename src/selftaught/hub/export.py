@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from selftaught.common.atomic import atomic_write_jsonl, atomic_write_text
 from selftaught.config import Config, config_from_dict
-from selftaught.runs import RunDir, atomic_write_jsonl, atomic_write_text, read_json, read_jsonl
+from selftaught.rundir import RunDir, read_json, read_jsonl
 
 LM_EVAL_UTILS = '''"""lm-evaluation-harness hooks written by `selftaught export`: grade exactly as the STaR run did."""
 
@@ -79,7 +80,7 @@ def pick_iteration(run_dir: Path, iteration: int | None) -> int:
 def dataset_card(config: Config, run_dir: Path, n: int, records: list[dict], metrics: dict) -> str:
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from selftaught.modelcard import task_description
+    from selftaught.hub.modelcard import task_description
 
     data = DatasetCardData(
         language=["en"],

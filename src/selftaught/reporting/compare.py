@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from selftaught.report import _rows
-from selftaught.runs import read_json
+from selftaught.reporting.table import _rows
+from selftaught.rundir import read_json
 
 
 def load_summaries(run_dirs: list[Path]) -> list[tuple[str, dict]]:

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from selftaught.config import ConfigError, load_config
-from selftaught.interrupts import stop_signals, write_failure
 from selftaught.loop import StarError
-from selftaught.runs import RunInUse
+from selftaught.rundir import RunInUse
+from selftaught.rundir.interrupts import stop_signals, write_failure
 
 # plain (click) help: flags read `--quiet`, not `--quiet <bool>`, and piped help does not wrap in boxes
 app = typer.Typer(
@@ -25,7 +25,7 @@ out_console = Console()
 
 def _show_version(value: bool) -> None:
     if value:
-        from selftaught.versions import version_line
+        from selftaught.common.versions import version_line
 
         print(version_line())
         raise typer.Exit()
@@ -67,7 +67,7 @@ def _resume_config(run_dir: Path, recipe: Optional[Path], overrides: list[str]):
     """None (use the saved config) unless a recipe or overrides ask for changes: overrides apply on top
     of the saved config, a recipe replaces it."""
     from selftaught.config import apply_override, config_from_dict, read_recipe
-    from selftaught.runconfig import load_saved_config
+    from selftaught.rundir import load_saved_config
 
     if recipe is None and not overrides:
         return None
@@ -97,9 +97,9 @@ def run(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Run STaR (or resume a run) and print the per-iteration table."""
+    from selftaught.common.ui import Reporter, quiet_libraries
     from selftaught.loop import run_star
-    from selftaught.report import report
-    from selftaught.ui import Reporter, quiet_libraries
+    from selftaught.reporting.table import report
 
     quiet_libraries()
     out_dir = resume or out or Path("runs") / (recipe.stem if recipe else "default")
@@ -129,8 +129,8 @@ def report_cmd(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     """Print a run's table, (re)draw its accuracy plot and write report.html (with samples of rationales)."""
-    from selftaught.report import report, unless_read_only
-    from selftaught.report_html import write_html_report
+    from selftaught.reporting.html import write_html_report
+    from selftaught.reporting.table import report, unless_read_only
 
     try:
         if not (run_dir / "summary.json").is_file():
@@ -174,11 +174,11 @@ def eval_cmd(
     pass@1, maj@k, pass@k and Verifier@k for k = 1, 2, 4, ..., --samples)."""
     import json
 
+    from selftaught.common.atomic import atomic_write_text
+    from selftaught.common.ui import Reporter, quiet_libraries
     from selftaught.evaluate import eval_config, evaluate_model, resolve_model
-    from selftaught.runs import atomic_write_text
     from selftaught.tasks import make_task
     from selftaught.training.base_model import ensure_base_model
-    from selftaught.ui import Reporter, quiet_libraries
 
     quiet_libraries()
     try:
@@ -221,8 +221,8 @@ def grade_cmd(
     """Grade completions you already have with a task's grader: one JSONL row per input, in order."""
     import json
 
+    from selftaught.common.atomic import atomic_write_jsonl
     from selftaught.grading import grade_file
-    from selftaught.runs import atomic_write_jsonl
 
     try:
         config = load_config(recipe, [*overrides, f"task.name={task}"])
@@ -283,10 +283,10 @@ def data_validate(
 
 
 def _register_more() -> None:
-    from selftaught.cli_more import register
+    from selftaught.cli.more import register
 
     register(app, _fail, USER_ERRORS, out_console)
-    from selftaught.cli_verifier import register as register_verifier
+    from selftaught.cli.verifier import register as register_verifier
 
     register_verifier(app, _fail, USER_ERRORS, out_console)
 
@@ -304,6 +304,3 @@ def main() -> None:
         err_console.print("interrupted: resume with `selftaught run --resume DIR`")
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()

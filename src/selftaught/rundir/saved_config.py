@@ -17,10 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from selftaught import runs
-from selftaught.bounded import printable, shown
+from selftaught.common.atomic import atomic_write_text
+from selftaught.common.bounded import printable, shown
 from selftaught.config import Config, ConfigError, config_from_dict, read_yaml_file
-from selftaught.runs import RunDir, RunDirError, atomic_write_text
+from selftaught.rundir.files import RunDirError, refuse_symlinks, sweep_temp
+from selftaught.rundir.layout import RunDir
+from selftaught.rundir.lock import RunLock
 
 CONFIG_FILE = "config.yaml"
 DIGEST_PREFIX = "# sha256: "
@@ -226,7 +228,7 @@ def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, fo
     unless ``force``, and even then for keys that would invalidate finished work. Nothing inside the
     directory may be a symbolic link. The lock is held until `release_run_dir` or process exit.
     """
-    run = runs.RunDir(out_dir)
+    run = RunDir(out_dir)
     shown = printable(str(run.root))
     if shown != str(run.root):
         raise ConfigError(f"run directory {shown} is not valid UTF-8; use a UTF-8 name")
@@ -236,8 +238,8 @@ def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, fo
         check_fresh(run.root)  # before creating anything in a folder that is not ours
     try:
         run.root.mkdir(parents=True, exist_ok=True)
-        runs.refuse_symlinks(run.root)
-        lock = runs.RunLock(run.root)
+        refuse_symlinks(run.root)
+        lock = RunLock(run.root)
         lock.acquire()
     except OSError as err:
         raise ConfigError(f"output directory {shown} is not writable: {err.strerror or err}") from None
@@ -249,14 +251,14 @@ def prepare_run_dir(config: Config | None, out_dir: str | Path, resume: bool, fo
     return config, run
 
 
-def _settle_config(config: Config | None, run: runs.RunDir, resume: bool, force: bool) -> Config:
+def _settle_config(config: Config | None, run: RunDir, resume: bool, force: bool) -> Config:
     """With the lock held: check the directory again (another process may have raced us), then the config."""
-    runs.refuse_symlinks(run.root)
+    refuse_symlinks(run.root)
     if not resume:
         check_fresh(run.root)
         save_config(run.root, config.to_dict())
         return config
-    runs.sweep_temp(run.root)  # leftovers of a writer killed mid-write; we hold the lock
+    sweep_temp(run.root)  # leftovers of a writer killed mid-write; we hold the lock
     old = load_saved_config(run.root)
     if config is None:
         return config_from_dict(old)
@@ -270,5 +272,5 @@ def _settle_config(config: Config | None, run: runs.RunDir, resume: bool, force:
     return config
 
 
-def release_run_dir(run: runs.RunDir) -> None:
-    runs.RunLock(run.root).release()
+def release_run_dir(run: RunDir) -> None:
+    RunLock(run.root).release()

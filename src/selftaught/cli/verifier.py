@@ -28,8 +28,8 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
         """Train the verifier with DPO (TRL) into RUN/verifier/checkpoint; resumes an interrupted one."""
         from rich.console import Console
 
-        from selftaught.interrupts import stop_signals
-        from selftaught.ui import Reporter, quiet_libraries
+        from selftaught.common.ui import Reporter, quiet_libraries
+        from selftaught.rundir.interrupts import stop_signals
 
         quiet_libraries()
         err_console = Console(stderr=True)
@@ -50,7 +50,7 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
 
 
 def _train(run_dir: Path, overrides: list[str], out: Path | None, reporter) -> dict:
-    from selftaught.runconfig import is_run_dir, prepare_run_dir, release_run_dir
+    from selftaught.rundir import is_run_dir, prepare_run_dir, release_run_dir
     from selftaught.verifier.train import train_verifier, with_verifier_overrides
 
     if not is_run_dir(run_dir):

@@ -22,7 +22,7 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
         debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
     ) -> None:
         """One table and one plot (accuracy per iteration, overlaid) for several runs."""
-        from selftaught.compare import compare_table, load_summaries, plot_compare
+        from selftaught.reporting.compare import compare_table, load_summaries, plot_compare
 
         try:
             runs = load_summaries(run_dirs)
@@ -46,8 +46,8 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
         """Kept rationales as a `datasets` dataset with a card, and an lm-evaluation-harness task."""
         from datasets.utils.logging import disable_progress_bar
 
-        from selftaught.export import export_run, push_folder
-        from selftaught.ui import quiet_libraries
+        from selftaught.common.ui import quiet_libraries
+        from selftaught.hub.export import export_run, push_folder
 
         quiet_libraries()
         disable_progress_bar()  # "Saving the dataset" bars
@@ -70,8 +70,8 @@ def register(app: typer.Typer, fail, user_errors: tuple, out_console) -> None:
         debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
     ) -> None:
         """Upload a checkpoint (with its model card) to the Hugging Face Hub."""
-        from selftaught.export import pick_iteration, push_folder
-        from selftaught.runs import RunDir
+        from selftaught.hub.export import pick_iteration, push_folder
+        from selftaught.rundir import RunDir
 
         try:
             folder = target
