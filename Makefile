@@ -43,8 +43,8 @@ smoke: setup
 	$(BIN)/selftaught run recipes/arithmetic_smoke.yaml --out runs/smoke-$$(date +%Y%m%d-%H%M%S)
 
 lint: setup
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks checks
+	$(BIN)/ruff check src tests benchmarks checks
 
 test: setup real-models lint
 	$(BIN)/pytest

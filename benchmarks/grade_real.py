@@ -86,6 +86,7 @@ def graded_rows(task, examples, texts: list[str]) -> list[dict]:
 
 def generate(model: str, task_name: str, questions: int) -> dict:
     from selftaught.generation import make_generator
+    from selftaught.generation.sampling import Sampling
     from selftaught.tasks import make_task
 
     path = model_folder(model)
@@ -95,7 +96,9 @@ def generate(model: str, task_name: str, questions: int) -> dict:
     prompts = [task.prompt(ex, few_shot=MODELS[model]["few_shot"]) for ex in examples]
     generator = make_generator(path, config)
     start = time.perf_counter()
-    texts = generator.complete(prompts, [task.max_new_tokens(ex) for ex in examples], seed=0, stop=task.stop())
+    texts = generator.complete(
+        prompts, [task.max_new_tokens(ex) for ex in examples], Sampling(seed=0, stop=task.stop())
+    )
     seconds = time.perf_counter() - start
     rows = graded_rows(task, examples, [t[0] for t in texts])
     out = OUTPUTS / f"{model}_{task_name}.jsonl"

@@ -64,7 +64,7 @@ def run_variant(recipe: str, overrides: list[str], seed: int, args, out: Path) -
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     try:
-        summary = run_star(load_config(recipe, common_overrides(seed, args) + overrides), out)
+        summary = run_star(load_config(recipe, common_overrides(seed, args) + overrides), out).to_json()
     except NothingToTrain as error:  # an ablation that cannot start is a result: the model stays M0
         print(f"seed {seed} {out.name}: {error}; the model stays M0", flush=True)
         return _stays_m0(out, time.perf_counter() - start)

@@ -43,10 +43,16 @@ def config_for(model: Path, workers: int, batch_size: int, chunk_size: int):
 
 
 def chunk_jobs(prompts: list[str], chunk_size: int, budget: int, num_samples: int):
+    from selftaught.generation.sampling import Sampling
     from selftaught.generation.workers import ChunkJob
 
     return [
-        ChunkJob(k, prompts[s : s + chunk_size], [budget] * len(prompts[s : s + chunk_size]), num_samples, 1.0, 1.0, k)
+        ChunkJob(
+            k,
+            prompts[s : s + chunk_size],
+            [budget] * len(prompts[s : s + chunk_size]),
+            Sampling(num_samples=num_samples, temperature=1.0, top_p=1.0, seed=k),
+        )
         for k, s in enumerate(range(0, len(prompts), chunk_size))
     ]
 

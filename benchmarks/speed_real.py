@@ -58,6 +58,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     from selftaught import star
     from selftaught.generation import make_generator
     from selftaught.generation.sampler import encode, hf_generate_ids
+    from selftaught.generation.sampling import Sampling
     from selftaught.tasks import make_task
 
     torch.set_num_threads(2)
@@ -74,13 +75,13 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
         ids = []
         for k in range(0, len(rows), batch_size):
             ids += hf_generate_ids(
-                lm.model, lm.tokenizer, rows[k : k + batch_size], budget, stop=stop.for_chat(lm.chat)
+                lm.model, lm.tokenizer, rows[k : k + batch_size], budget, Sampling(stop=stop.for_chat(lm.chat))
             )
         tokens = sum(len(r) for r in ids)
         texts = [stop.for_chat(lm.chat).cut(t) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     else:
         generator.backend = variant.removesuffix("-fp32")
-        texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), stop=stop)]
+        texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), Sampling(stop=stop))]
         tokens = generator.tokens_generated
     seconds = time.perf_counter() - start
     graded = [star.grade(task, ex, text, False) for ex, text in zip(examples, texts)]

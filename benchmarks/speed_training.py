@@ -85,7 +85,7 @@ def train_once(layout: str, features, tokenizer, config, steps: int, folder: Pat
         settings = dataclasses.replace(
             config.train, save_every_steps=0, packing=layout != "padded", precision=_precision(layout)
         )
-        log = sft.train_sft(model, data, tokenizer.pad_token_id, folder / layout, steps, settings, seed=0)
+        log = sft.train_sft(model, data, tokenizer.pad_token_id, sft.SftJob(folder / layout, steps, settings, seed=0))
     finally:
         sft.collator_for = original
     seconds = time.perf_counter() - start

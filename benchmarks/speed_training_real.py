@@ -14,7 +14,6 @@ Run:  .venv/bin/python benchmarks/speed_training_real.py --model smollm2 --steps
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess
@@ -35,7 +34,7 @@ def worker(model_path: str, mode: str, steps: int, batch_size: int) -> None:
     from selftaught.config import TrainConfig
     from selftaught.models import load_model
     from selftaught.tasks import make_task
-    from selftaught.training.sft import add_lora, encode_pairs, train_sft
+    from selftaught.training.sft import SftJob, add_lora, encode_pairs, train_sft
 
     torch.set_num_threads(2)
     task = make_task(task_config(model_path, 256, "fp32", 8))
@@ -48,7 +47,7 @@ def worker(model_path: str, mode: str, steps: int, batch_size: int) -> None:
     tokens = sum(len(f["input_ids"]) for f in features)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        log = train_sft(model, features, lm.tokenizer.pad_token_id, tmp, steps, dataclasses.replace(settings), seed=0)
+        log = train_sft(model, features, lm.tokenizer.pad_token_id, SftJob(tmp, steps, settings, seed=0))
         seconds = time.perf_counter() - start
     config = lm.model.config
     params = sum(p.numel() for n, p in lm.model.named_parameters() if "lora_" not in n)

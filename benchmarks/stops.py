@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from selftaught.config import config_from_dict  # noqa: E402
 from selftaught.generation import Generator  # noqa: E402
+from selftaught.generation.sampling import Sampling  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
 from selftaught.tasks import make_task  # noqa: E402
 from selftaught.tasks.stops import NO_STOP  # noqa: E402
@@ -70,7 +71,7 @@ def build(root: Path, questions: int, budget: int, steps: int, shots: int):
 def measure(generator: Generator, task, examples, prompts, budget: int, stop) -> dict:
     generator.tokens_generated = 0
     start = time.perf_counter()
-    texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), stop=stop)]
+    texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), Sampling(stop=stop))]
     seconds = time.perf_counter() - start
     correct = sum(task.check(task.extract_answer(t, ex), ex) for t, ex in zip(texts, examples))
     return {

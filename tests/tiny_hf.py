@@ -61,11 +61,11 @@ def build_model(tokenizer, arch: str = "llama", seed: int = 0, max_positions: in
 def memorize(model, tokenizer, pairs: list[tuple[str, str]], steps: int, chat: bool, out_dir: Path) -> None:
     from selftaught.models import render_prompt
     from selftaught.models.positions import SequentialPositions
-    from selftaught.training.sft import encode_pairs, train_sft
+    from selftaught.training.sft import SftJob, encode_pairs, train_sft
 
     rendered = [(render_prompt(tokenizer, chat, p), c) for p, c in pairs]
     features = encode_pairs(tokenizer, SequentialPositions(), rendered, add_special_tokens=not chat)
-    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, FAST, seed=0)
+    train_sft(model, features, tokenizer.pad_token_id, SftJob(out_dir / ".memorize", steps, FAST, seed=0))
 
 
 def save_tiny(path: Path, corpus: list[str], pairs: list[tuple[str, str]], arch="llama", chat=False, steps=150):
@@ -91,14 +91,14 @@ def babble_pairs(prompts: list[str], answers: list[str], blocks: list[str], next
 
 def memorize_text(model, tokenizer, pairs: list[tuple[str, str]], steps: int, out_dir: Path) -> None:
     """Fine-tune on prompt + continuation with the loss on the continuation and *no* EOS appended."""
-    from selftaught.training.sft import IGNORE, train_sft
+    from selftaught.training.sft import IGNORE, SftJob, train_sft
 
     features = []
     for prompt, continuation in pairs:
         head = tokenizer(prompt)["input_ids"]
         tail = tokenizer(continuation, add_special_tokens=False)["input_ids"]
         features.append({"input_ids": head + tail, "labels": [IGNORE] * len(head) + tail})
-    train_sft(model, features, tokenizer.pad_token_id, out_dir / ".memorize", steps, FAST, seed=0)
+    train_sft(model, features, tokenizer.pad_token_id, SftJob(out_dir / ".memorize", steps, FAST, seed=0))
 
 
 def save_babbler(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from selftaught import star
 from selftaught.config import Config, ConfigError
+from selftaught.rundir import RunDir, damaged, is_run_dir
 from selftaught.tasks import Example, Task
 from selftaught.tasks.stops import NO_STOP
 
@@ -65,26 +66,25 @@ def resolve_model(target: str, config: Config, iteration: int | None = None) -> 
     if is_gguf(target):
         return str(ensure_converted(target, "", config.model.base.cache_dir))
     path = Path(target)
-    if (path / "config.yaml").is_file() and (path / "base").exists():
-        from selftaught.rundir import RunDir
-
-        run = RunDir(path)
-        done = run.finished_iterations()
-        if iteration == 0 or (iteration is None and not done):
-            summary = path / "summary.json"
-            if summary.is_file():
-                from selftaught.rundir import damaged, read_json
-
-                base = read_json(summary, dict).get("base_model")
-                if not isinstance(base, str) or not base:
-                    raise damaged(summary, "has no base_model", "resume the run to rewrite it")
-                return base
-            raise ConfigError(f"{path} has no finished iteration and no summary.json")
-        n = iteration if iteration is not None else done[-1]
-        if n not in done:
-            raise ConfigError(f"{path} has no finished iteration {n} (finished: {done})")
-        return str(run.iteration(n) / "checkpoint")
+    if is_run_dir(path) and RunDir(path).base.exists():
+        return _run_model(RunDir(path), iteration)
     return target
+
+
+def _run_model(run: RunDir, iteration: int | None) -> str:
+    """The run's checkpoint of ``iteration`` (default: the last finished), or M0 for iteration 0."""
+    done = run.finished_iterations()
+    if iteration == 0 or (iteration is None and not done):
+        if not run.summary.is_file():
+            raise ConfigError(f"{run.root} has no finished iteration and no {run.summary.name}")
+        base = run.read_summary().base_model
+        if not isinstance(base, str) or not base:
+            raise damaged(run.summary, "has no base_model", "resume the run to rewrite it")
+        return base
+    n = iteration if iteration is not None else done[-1]
+    if n not in done:
+        raise ConfigError(f"{run.root} has no finished iteration {n} (finished: {done})")
+    return str(run.iteration(n).checkpoint)
 
 
 def evaluate_model(
@@ -98,6 +98,7 @@ def evaluate_model(
     """Greedy accuracy per bucket, plus maj@k / pass@k when ``num_samples`` > 1; ``few_shot`` false
     drops the task's few-shot prefix from the prompts."""
     from selftaught.generation import make_generator
+    from selftaught.generation.sampling import Sampling
     from selftaught.tasks import make_task
 
     task = make_task(config)
@@ -106,7 +107,9 @@ def evaluate_model(
     prompts = [task.prompt(ex, few_shot=few_shot) for ex in examples]
     budgets = [task.max_new_tokens(ex) for ex in examples]
     stop = task.stop() if config.generation.stop_at_answer else NO_STOP
-    greedy = generator.complete(prompts, budgets, seed=config.seed, stop=stop)
+    greedy = generator.complete(
+        prompts, budgets, Sampling.from_config(config.generation, config.seed, stop, greedy=True)
+    )
     rows = [star.grade(task, ex, texts[0], False) for ex, texts in zip(examples, greedy)]
     accuracy, by_bucket = star.accuracy_by_bucket(task, examples, rows)
     result = {
@@ -118,8 +121,9 @@ def evaluate_model(
     }
     result |= {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
     if num_samples > 1:
-        sampled = generator.complete(
-            prompts, budgets, num_samples, temperature, config.generation.top_p, config.seed, stop=stop
+        sampling = Sampling.from_config(
+            config.generation, config.seed, stop, num_samples=num_samples, temperature=temperature
         )
+        sampled = generator.complete(prompts, budgets, sampling)
         result |= score_samples(task, examples, sampled)
     return result

@@ -21,12 +21,14 @@ from selftaught.common import atomic
 from selftaught.common.ui import SILENT, Reporter
 from selftaught.common.versions import library_versions
 from selftaught.config import Config
+from selftaught.generation.sampling import Sampling
 from selftaught.generation.workers import ChunkJob, make_workers
 from selftaught.hub.modelcard import write_iteration_cards
 from selftaught.models import absolute_model_path
 from selftaught.models.gguf import gguf_origin
 from selftaught.reporting.tracking import Tracker
-from selftaught.rundir import prepare_run_dir, release_run_dir
+from selftaught.rundir import IterationMetrics, Summary, prepare_run_dir, release_run_dir
+from selftaught.rundir.layout import StepDir
 from selftaught.samples import Record, Sample, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
@@ -74,20 +76,17 @@ class Engine:
         are the same whether or not the phase was interrupted, and on however many workers it ran.
         """
         g = self.config.generation
-        num_samples, temperature = (1, 0.0) if greedy else (g.num_samples, g.temperature)
+        sampling = Sampling.from_config(g, self.config.seed, self.stop, greedy=greedy)
+        num_samples = sampling.num_samples
         few_shot = self.few_shot_for(model_path)
         parts = [examples[start : start + g.chunk_size] for start in range(0, len(examples), g.chunk_size)]
-        paths = [chunks / f"chunk_{k:05d}.jsonl" for k in range(len(parts))]
+        paths = [rundir.chunk_file(chunks, k) for k in range(len(parts))]
         jobs = [
             ChunkJob(
                 k,
                 [self.task.prompt(ex, hint=hint, few_shot=few_shot) for ex in part],
                 [self.task.max_new_tokens(ex) for ex in part],
-                num_samples,
-                temperature,
-                g.top_p,
-                self.config.seed + 7919 * k,
-                self.stop,
+                sampling.reseeded(7919 * k),
             )
             for k, part in enumerate(parts)
             if not paths[k].is_file()
@@ -111,20 +110,20 @@ class Engine:
         ``loop.few_shot_for_trained`` is off, so that it is prompted as it was trained."""
         return Path(model_path) == Path(self.base_path) or self.config.loop.few_shot_for_trained
 
-    def evaluate(self, model_path: Path | str, folder: Path, label: str) -> dict:
-        """Greedy accuracy on the test set; writes ``eval.jsonl`` and returns the metrics."""
+    def evaluate(self, model_path: Path | str, folder: StepDir, label: str, n: int) -> IterationMetrics:
+        """Greedy accuracy on the test set; writes the graded samples and returns the metrics."""
         rows = self.sample(model_path, self.test_set, False, label, self.run.scratch(folder, "evaluate"), greedy=True)
-        write_rows(folder / "eval.jsonl", rows)
+        write_rows(folder.eval_samples, rows)
         accuracy, by_bucket = star.accuracy_by_bucket(self.task, self.test_set, rows)
-        return {"accuracy": accuracy, "accuracy_by_bucket": by_bucket}
+        return IterationMetrics(iteration=n, accuracy=accuracy, accuracy_by_bucket=by_bucket)
 
-    def train(self, init_path: Path | str, steps: int, folder: Path, label: str) -> None:
-        """Fine-tune the model at ``init_path`` on ``folder/train.jsonl``; save to ``folder/checkpoint``."""
+    def train(self, init_path: Path | str, steps: int, folder: StepDir, label: str) -> None:
+        """Fine-tune the model at ``init_path`` on the step's training data; save its checkpoint."""
         self.workers.release()  # training needs the memory more than loaded generators
         scratch = self.run.scratch(folder, "train")  # the Trainer deletes old checkpoints in there
         self._match_trainer_layout(scratch)
         job = TrainJob(
-            str(init_path), str(folder / "train.jsonl"), steps, str(scratch), str(folder / "logs"), label,
+            str(init_path), str(folder.train_data), steps, str(scratch), str(folder.logs), label,
             self.config.to_dict(),
         )  # fmt: skip
         with self.reporter.phase(label, total=steps) as advance:
@@ -134,11 +133,11 @@ class Engine:
                 advance(1)
 
             def write(tmp: Path) -> None:
-                log, self.used["train_processes"] = self._train(job, tmp, on_step, folder / "logs")
-                atomic.atomic_write_jsonl(folder / "train_log.jsonl", log)
+                log, self.used["train_processes"] = self._train(job, tmp, on_step, folder.logs)
+                atomic.atomic_write_jsonl(folder.train_log, log)
 
             try:
-                atomic.atomic_save_dir(folder / "checkpoint", write)
+                atomic.atomic_save_dir(folder.checkpoint, write)
             except NonFiniteError:
                 rundir.remove_scratch(self.run.root, scratch)  # its checkpoints hold the diverged weights
                 raise
@@ -149,7 +148,7 @@ class Engine:
         d = self.config.distributed
         processes = ranks.world_size() if ranks.launched() else d.train_processes
         layout = {"train_processes": processes, "accelerate_config": d.accelerate_config}
-        path = scratch / "layout.json"
+        path = rundir.trainer_layout_file(scratch)
         if path.is_file() and rundir.read_json(path) != layout and any(scratch.glob("checkpoint-*")):
             self.reporter.log(f"{scratch}: Trainer checkpoints from another process layout; training starts over")
             for old in scratch.glob("checkpoint-*"):
@@ -165,17 +164,16 @@ class Engine:
             ranks.send(job)
             return run_job(job, out_dir, on_step), ranks.world_size()
         if d.train_processes > 1:
-            log_path = logs / "train_processes.log"
+            log_path = rundir.train_processes_log(logs)
             return train_in_processes(job, out_dir, d.train_processes, d.accelerate_config, log_path, on_step)
         return run_job(job, out_dir, on_step), 1
 
 
-def _evaluate_base(engine: Engine) -> dict:
+def _evaluate_base(engine: Engine) -> IterationMetrics:
     folder = engine.run.base
 
     def work():
-        metrics = engine.evaluate(engine.base_path, folder, "M0: evaluate")
-        atomic.atomic_write_json(folder / "metrics.json", {"iteration": 0, **metrics})
+        engine.run.write_metrics(folder, engine.evaluate(engine.base_path, folder, "M0: evaluate", 0))
 
     engine.run.phase(folder, "evaluate", work)
     return engine.run.metrics(folder)
@@ -187,8 +185,8 @@ class Iteration:
     def __init__(self, engine: Engine, n: int):
         self.engine, self.n, self.config, self.run = engine, n, engine.config, engine.run
         self.folder = engine.run.iteration(n)
-        self.previous = engine.base_path if n == 1 else engine.run.iteration(n - 1) / "checkpoint"  # M_{n-1}
-        self.generated = self.folder / "generated.jsonl"
+        self.previous = engine.base_path if n == 1 else engine.run.iteration(n - 1).checkpoint  # M_{n-1}
+        self.generated = self.folder.generated
         self.records: list[Record] = []
 
     def generate(self) -> list[Sample]:
@@ -229,8 +227,8 @@ class Iteration:
             self.records = star.training_records(engine.task, engine.train_set, rows, cfg.loop.filter, few_shot)
         else:  # the direct fine-tuning baseline: question -> answer
             self.records = star.direct_records(engine.task, engine.train_set, few_shot)
-        if not (self.folder / "train.jsonl").is_file():
-            write_rows(self.folder / "train.jsonl", self.records)
+        if not self.folder.train_data.is_file():
+            write_rows(self.folder.train_data, self.records)
         if not self.records:
             raise NothingToTrain(
                 f"iteration {self.n}: no rationale reached the right answer, so there is nothing to train on; "
@@ -242,36 +240,36 @@ class Iteration:
             self.folder, "train", lambda: engine.train(init, cfg.train.steps_for(self.n), self.folder, label)
         )
 
-    def evaluate(self, rows: list[Sample]) -> dict:
-        """5. Greedy accuracy of the new model on the test set; writes metrics.json and the model card."""
+    def evaluate(self, rows: list[Sample]) -> IterationMetrics:
+        """5. Greedy accuracy of the new model on the test set; writes its metrics and the model card."""
         cfg, engine, folder = self.config, self.engine, self.folder
 
         def work() -> None:
-            metrics = engine.evaluate(folder / "checkpoint", folder, f"iter {self.n}: evaluate")
-            atomic.atomic_write_json(folder / "metrics.json", {"iteration": self.n, **metrics, **self._counts(rows)})
+            metrics = engine.evaluate(folder.checkpoint, folder, f"iter {self.n}: evaluate", self.n)
+            self._count(metrics, rows)
+            self.run.write_metrics(folder, metrics)
 
         self.run.phase(folder, "evaluate", work)
         metrics = self.run.metrics(folder)
-        metrics["seconds"] = self.run.phases(folder)  # includes evaluate's own time
-        metrics["peak_rss_mib"] = self.run.peak_memory(folder)  # this process's peak, phase by phase
-        atomic.atomic_write_json(folder / "metrics.json", metrics)
+        metrics.seconds = self.run.phases(folder)  # includes evaluate's own time
+        metrics.peak_rss_mib = self.run.peak_memory(folder)  # this process's peak, phase by phase
+        self.run.write_metrics(folder, metrics)
         write_iteration_cards(cfg, engine.task, engine.test_set, folder, self.n, metrics, engine.base_path)
         return metrics
 
-    def _counts(self, rows: list[Sample]) -> dict:
-        return {
-            "num_questions": len(self.engine.train_set),
-            "num_kept": sum(r.source == "generated" for r in self.records),
-            "num_rationalized": sum(r.source == "rationalized" for r in self.records),
-            "num_train_examples": len(self.records),
-            "num_kept_unverified": sum(r.correct and not r.verified for r in rows),
-            "num_rejected": sum(not star.is_kept(r, self.config.loop.filter) for r in rows),
-            "train_steps": self.config.train.steps_for(self.n),
-            "distributed": dict(self.engine.used),
-        }
+    def _count(self, metrics: IterationMetrics, rows: list[Sample]) -> None:
+        """What the iteration generated, kept and trained on, into ``metrics``."""
+        metrics.num_questions = len(self.engine.train_set)
+        metrics.num_kept = sum(r.source == "generated" for r in self.records)
+        metrics.num_rationalized = sum(r.source == "rationalized" for r in self.records)
+        metrics.num_train_examples = len(self.records)
+        metrics.num_kept_unverified = sum(r.correct and not r.verified for r in rows)
+        metrics.num_rejected = sum(not star.is_kept(r, self.config.loop.filter) for r in rows)
+        metrics.train_steps = self.config.train.steps_for(self.n)
+        metrics.distributed = dict(self.engine.used)
 
 
-def _iteration(engine: Engine, n: int) -> dict:
+def _iteration(engine: Engine, n: int) -> IterationMetrics:
     """One outer iteration of STaR, as the paper's Algorithm 1 reads."""
     step = Iteration(engine, n)
     rows: list[Sample] = []  # loop.mode=direct generates nothing
@@ -282,26 +280,26 @@ def _iteration(engine: Engine, n: int) -> dict:
     return step.evaluate(rows)
 
 
-def saturated(rows: list[dict], patience: int, min_improvement: float) -> bool:
+def saturated(accuracies: list[float], patience: int, min_improvement: float) -> bool:
     """True when each of the last ``patience`` iterations gained less than ``min_improvement``, or when
     the last accuracy leaves less than ``min_improvement`` to gain (no further iteration could count).
 
-    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}, {"accuracy": 0.901}], 1, 0.005)
+    >>> saturated([0.5, 0.9, 0.901], 1, 0.005)
     True
-    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.9}], 1, 0.005)
+    >>> saturated([0.5, 0.9], 1, 0.005)
     False
-    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.998}], 1, 0.005)  # 0.2 points left < 0.5
+    >>> saturated([0.5, 0.998], 1, 0.005)  # 0.2 points left < 0.5
     True
-    >>> saturated([{"accuracy": 0.5}, {"accuracy": 0.998}], 0, 0.005)  # patience 0: never stop early
+    >>> saturated([0.5, 0.998], 0, 0.005)  # patience 0: never stop early
     False
     """
-    if patience <= 0 or len(rows) < 2:
+    if patience <= 0 or len(accuracies) < 2:
         return False
-    if 1.0 - rows[-1]["accuracy"] < min_improvement:
+    if 1.0 - accuracies[-1] < min_improvement:
         return True
-    if len(rows) <= patience:
+    if len(accuracies) <= patience:
         return False
-    recent = [b["accuracy"] - a["accuracy"] for a, b in zip(rows[-patience - 1 : -1], rows[-patience:])]
+    recent = [b - a for a, b in zip(accuracies[-patience - 1 : -1], accuracies[-patience:])]
     return all(gain < min_improvement for gain in recent)
 
 
@@ -311,8 +309,9 @@ def run_star(
     resume: bool = False,
     reporter: Reporter = SILENT,
     force: bool = False,
-) -> dict:
-    """Run (or resume) STaR and return ``summary.json``'s content.
+) -> Summary | None:
+    """Run (or resume) STaR and return its `Summary` (what ``summary.json`` holds); None on the
+    follower ranks of a user's own multi-process launch (rank 0 runs the loop and returns it).
 
     A new run uses ``config`` (default: `Config()`); a resumed run uses the saved config, or ``config``
     if it equals the saved one (or ``force``, for keys that cannot invalidate finished work).
@@ -321,7 +320,7 @@ def run_star(
         ranks.start()
         if not ranks.is_main_process():
             ranks.follow()  # train when rank 0 says, until it says the run is over
-            return {}
+            return None
         try:
             summary = _run_star(config, out_dir, resume, reporter, force)
         except BaseException:
@@ -333,7 +332,7 @@ def run_star(
     return _run_star(config, out_dir, resume, reporter, force)
 
 
-def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter: Reporter, force: bool) -> dict:
+def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter: Reporter, force: bool) -> Summary:
     data = None
     if not resume:  # bad task settings or data fail here, before the run directory exists
         config = config or Config()
@@ -346,49 +345,47 @@ def _run_star(config: Config | None, out_dir: str | Path, resume: bool, reporter
         release_run_dir(run)
 
 
-def _run(config: Config, run: rundir.RunDir, reporter: Reporter, data: tuple | None) -> dict:
+def _run(config: Config, run: rundir.RunDir, reporter: Reporter, data: tuple | None) -> Summary:
     start = time.perf_counter()
     tracker = Tracker(config.report_to, run.root, config.to_dict())  # a missing tracker fails before any work
     engine = None
     try:
         engine = Engine(config, run, reporter, data)
-        extra = {
-            "task": config.task.name,
-            "mode": config.loop.mode,
-            "base_model": absolute_model_path(engine.base_path),
-        }
-        if origin := gguf_origin(engine.base_path):  # M0 converted from a GGUF file: which file, which digest
-            extra["base_model_gguf"] = origin
-        extra["versions"] = library_versions()
-        return _iterations(engine, extra, tracker, start)
+        summary = Summary(
+            task=config.task.name,
+            mode=config.loop.mode,
+            base_model=absolute_model_path(engine.base_path),
+            base_model_gguf=gguf_origin(engine.base_path),  # M0 converted from a GGUF file: which, which digest
+            versions=library_versions(),
+        )
+        return _iterations(engine, summary, tracker, start)
     finally:
         if engine is not None:
             engine.workers.release()
         tracker.close()
 
 
-def _iterations(engine: Engine, extra: dict, tracker: Tracker, start: float) -> dict:
+def _iterations(engine: Engine, summary: Summary, tracker: Tracker, start: float) -> Summary:
     config, run, reporter = engine.config, engine.run, engine.reporter
     loop = config.loop
-    extra["base"] = _evaluate_base(engine)
-    tracker.log_iteration(extra["base"])
+    summary.base = _evaluate_base(engine)
+    tracker.log_iteration(summary.base)
     for n in range(1, loop.iterations + 1):
         tracker.log_iteration(_iteration(engine, n))
-        summary = run.write_summary(extra)
-        reporter.log(f"iteration {n}: accuracy {summary['iterations'][-1]['accuracy']:.1%}")
-        if n < loop.iterations and saturated(
-            [extra["base"], *summary["iterations"]], loop.patience, loop.min_improvement
-        ):
+        run.write_summary(summary)
+        reporter.log(f"iteration {n}: accuracy {summary.last_accuracy():.1%}")
+        accuracies = [row.accuracy for row in summary.rows()]
+        if n < loop.iterations and saturated(accuracies, loop.patience, loop.min_improvement):
             reporter.log(
                 f"accuracy saturated (gain or headroom below {loop.min_improvement:.1%}, patience {loop.patience}); "
                 f"stopping after iteration {n}"
             )
-            extra["stopped_early"] = n
+            summary.stopped_early = n
             break
     if loop.verifier:  # V-STaR: a verifier on the iterations' own right and wrong samples (selftaught.verifier)
         from selftaught.verifier.train import train_verifier
 
         engine.workers.release()
-        extra["verifier"] = train_verifier(config, run.root, reporter=reporter, examples=engine.train_set)
-    extra["seconds_this_session"] = round(time.perf_counter() - start, 1)
-    return run.write_summary(extra)
+        summary.verifier = train_verifier(config, run.root, reporter=reporter, examples=engine.train_set)
+    summary.seconds_this_session = round(time.perf_counter() - start, 1)
+    return run.write_summary(summary)

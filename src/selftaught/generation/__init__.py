@@ -11,21 +11,19 @@ Every backend stops a completion where the task's `Stop` says it ends and return
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
-
-import torch
 
 from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
+from selftaught.generation.sampling import GREEDY, Sampling
 from selftaught.models import LoadedModel, generation_dtype, load_model, load_tokenizer, render_prompt, use_chat
-from selftaught.models.positions import DigitPositions
-from selftaught.tasks.stops import NO_STOP, Stop
 
 BACKENDS = ("auto", "sampler", "hf", "vllm")
 
 
 def resolve_backend(backend: str, loaded: LoadedModel) -> str:
-    digit = isinstance(loaded.scheme, DigitPositions)
+    digit = not loaded.scheme.ordinary  # generate derives positions from the mask: it cannot pass these
     if backend == "auto":
         return "sampler" if digit else "hf"
     if backend in ("hf", "vllm") and digit:
@@ -66,48 +64,42 @@ class Generator:
         self.loaded, self.batch_size = loaded, batch_size
         self.backend = resolve_backend(backend, loaded)
         self.tokens_generated = 0  # over every call, for throughput reports
-        # digit positions depend on each row's content, so only sequential models share a prefix cache
-        self.prefixes = PrefixStore(prefix_cache and not isinstance(loaded.scheme, DigitPositions))
+        # digit positions depend on each row's content, so only ordinary positions share a prefix cache
+        self.prefixes = PrefixStore(prefix_cache and loaded.scheme.ordinary)
 
     def complete(
         self,
         prompts: list[str],
         max_new_tokens: list[int],
-        num_samples: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int = 0,
+        sampling: Sampling = GREEDY,
         on_batch: Callable[[int], None] | None = None,
-        stop: Stop = NO_STOP,
     ) -> list[list[str]]:
-        """``num_samples`` completions per task prompt, in prompt order, each cut at ``stop``.
+        """``sampling.num_samples`` completions per task prompt, in prompt order, each cut at ``sampling.stop``.
 
         Jobs are sorted by token budget and prompt length so that each batch pads little and stops
         early; each batch gets its own seed, so results do not depend on what ran before. The prompts'
         shared prefix (the few-shot examples) is encoded once and its cache reused by every batch.
         """
         lm = self.loaded
-        stop = stop.for_chat(lm.chat)
+        sampling = replace(sampling, stop=sampling.stop.for_chat(lm.chat))
         tokenized = encode(lm.tokenizer, [lm.render(p) for p in prompts], lm.add_special_tokens)
         prefix = self.prefixes.get(lm.model, lm.scheme, tokenized) if prompts else None
-        jobs = [(i, s) for i in range(len(prompts)) for s in range(num_samples)]
+        jobs = [(i, s) for i in range(len(prompts)) for s in range(sampling.num_samples)]
         jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(tokenized[job[0]])))
-        results: list[list[str]] = [[""] * num_samples for _ in prompts]
+        results: list[list[str]] = [[""] * sampling.num_samples for _ in prompts]
         lm.model.eval()
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
             inputs = [tokenized[i] for i, _ in batch]
             budgets = [max_new_tokens[i] for i, _ in batch]
+            batch_sampling = sampling.reseeded(start)  # each batch its own seed
             if self.backend == "sampler":
-                rows = sample_ids(
-                    lm.model, lm.tokenizer, lm.scheme, inputs, budgets, temperature, top_p, seed + start, stop, prefix
-                )
+                rows = sample_ids(lm.model, lm.tokenizer, lm.scheme, inputs, budgets, batch_sampling, prefix)
             else:
-                torch.manual_seed(seed + start)
-                rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, temperature, top_p, stop, prefix)
+                rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, batch_sampling, prefix)
             self.tokens_generated += sum(len(row) for row in rows)
             for (i, s), text in zip(batch, lm.tokenizer.batch_decode(rows, skip_special_tokens=True)):
-                results[i][s] = stop.cut(text)
+                results[i][s] = sampling.stop.cut(text)
             if on_batch:
                 on_batch(len(batch))
         return results

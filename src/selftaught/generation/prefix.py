@@ -94,7 +94,7 @@ def keeps_logits(model) -> bool:
 def encode_prefix(model, ids: list[int], scheme) -> SharedPrefix:
     device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)
-    positions, _ = scheme.full_from_mask(torch.ones_like(input_ids))
+    positions, _ = scheme.full(input_ids)
     kwargs = {"logits_to_keep": 1} if keeps_logits(model) else {}  # a 262k vocabulary x 1k positions is 1 GB
     out = model(input_ids=input_ids, position_ids=positions, past_key_values=DynamicCache(), use_cache=True, **kwargs)
     return SharedPrefix(list(ids), out.past_key_values)

@@ -18,8 +18,9 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from selftaught.generation.prefix import SharedPrefix, batch_cache, keeps_logits, padded_batch
-from selftaught.models.positions import DigitPositions
-from selftaught.tasks.stops import NO_STOP, Stop
+from selftaught.generation.sampling import GREEDY, Sampling
+from selftaught.models.positions import PositionScheme
+from selftaught.tasks.stops import Stop
 
 
 def eos_ids(model, tokenizer) -> list[int]:
@@ -30,13 +31,13 @@ def eos_ids(model, tokenizer) -> list[int]:
     return sorted({i for i in ids if i is not None})
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator) -> torch.Tensor:
-    if temperature <= 0:
+def _pick(logits: torch.Tensor, sampling: Sampling, generator) -> torch.Tensor:
+    if sampling.greedy:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
+    probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the first token always
+        drop = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p  # keep the first token always
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -72,11 +73,10 @@ def encode(tokenizer, prompts: list[str], add_special_tokens: bool = True) -> li
     return tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
 
 
-def _first_forward(model, scheme, ids, mask, pads, prefix: SharedPrefix | None, max_new_tokens: int):
+def _first_forward(model, scheme: PositionScheme, ids, mask, pads, prefix: SharedPrefix | None, max_new_tokens: int):
     """Last-position logits for the batch's prompts (only the part after a shared prefix is computed),
     and the state of the position scheme."""
-    digit = isinstance(scheme, DigitPositions)
-    positions, state = scheme.full(ids) if digit else scheme.full_from_mask(mask)
+    positions, state = scheme.full(ids, mask)
     start = len(prefix.ids) if prefix else 0
     cache = batch_cache(model.config, prefix, pads, ids.shape[1] + max_new_tokens)
     kwargs = {"logits_to_keep": 1} if keeps_logits(model) else {}
@@ -94,21 +94,19 @@ def _first_forward(model, scheme, ids, mask, pads, prefix: SharedPrefix | None, 
 def sample_ids(
     model,
     tokenizer,
-    scheme,
+    scheme: PositionScheme,
     rows: list[list[int]],
     max_new_tokens: int | list[int],
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    stop: Stop = NO_STOP,
+    sampling: Sampling = GREEDY,
     prefix: SharedPrefix | None = None,
 ) -> list[list[int]]:
-    """The generated token ids of each tokenized prompt, up to EOS (excluded), its budget or the task's
-    stop. With ``prefix`` (every row starts with its ids), its cache replaces recomputing it."""
+    """The generated token ids of each tokenized prompt (one completion per row: ``sampling.num_samples``
+    is the caller's to expand), up to EOS (excluded), its budget or ``sampling.stop``. With ``prefix``
+    (every row starts with its ids), its cache replaces recomputing it."""
     device = next(model.parameters()).device
     ids, mask, pads = padded_batch(rows, tokenizer.pad_token_id, device)
-    digit = isinstance(scheme, DigitPositions)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(sampling.seed)
+    stop = sampling.stop
     ends = eos_ids(model, tokenizer)
     end_tensor, pad = torch.tensor(ends, device=device), tokenizer.pad_token_id
     budgets_list = _budgets(max_new_tokens, len(rows))
@@ -117,7 +115,7 @@ def sample_ids(
     out, state = _first_forward(model, scheme, ids, mask, pads, prefix, max(budgets_list, default=0))
     new_tokens: list[torch.Tensor] = []
     for count in range(1, max(budgets_list, default=0) + 1):
-        token = _pick(out.logits[:, -1, :], temperature, top_p, generator)
+        token = _pick(out.logits[:, -1, :], sampling, generator)
         token = torch.where(done, torch.full_like(token, pad), token)
         new_tokens.append(token)
         done |= torch.isin(token, end_tensor) | (budgets <= count)
@@ -125,7 +123,7 @@ def sample_ids(
             done |= _stopped(tokenizer, new_tokens, ~done, stop)
         if bool(done.all()):
             break
-        pos, state = scheme.step(token, state) if digit else scheme.next(state)
+        pos, state = scheme.step(token, state)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(
             input_ids=token[:, None],
@@ -138,11 +136,11 @@ def sample_ids(
     return trim(torch.stack(new_tokens, dim=1).tolist(), ends + [pad], budgets_list)
 
 
-def sample_tokens(model, tokenizer, scheme, prompts: list[str], max_new_tokens, temperature=0.0, top_p=1.0, seed=0,
-                  add_special_tokens=True, stop: Stop = NO_STOP) -> list[list[int]]:  # fmt: skip
+def sample_tokens(model, tokenizer, scheme, prompts: list[str], max_new_tokens, sampling: Sampling = GREEDY,
+                  add_special_tokens=True) -> list[list[int]]:  # fmt: skip
     """`sample_ids` on prompt texts."""
     rows = encode(tokenizer, prompts, add_special_tokens)
-    return sample_ids(model, tokenizer, scheme, rows, max_new_tokens, temperature, top_p, seed, stop)
+    return sample_ids(model, tokenizer, scheme, rows, max_new_tokens, sampling)
 
 
 def sample_batch(model, tokenizer, scheme, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:
@@ -168,29 +166,30 @@ def hf_generate_ids(
     tokenizer,
     rows: list[list[int]],
     max_new_tokens: int | list[int],
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    stop: Stop = NO_STOP,
+    sampling: Sampling = GREEDY,
     prefix: SharedPrefix | None = None,
 ) -> list[list[int]]:
-    """The library path: `model.generate` with ordinary positions (any HF causal LM); with ``prefix``,
-    `generate` starts from its cache copied into every row of a `StaticCache` (transformers' prefix-cache
-    reuse; static, so that decoding writes in place rather than re-copying the cache at every token)."""
+    """The library path: `model.generate` with ordinary positions (any HF causal LM), one completion
+    per row, torch's global generator seeded with ``sampling.seed``; with ``prefix``, `generate` starts
+    from its cache copied into every row of a `StaticCache` (transformers' prefix-cache reuse; static, so
+    that decoding writes in place rather than re-copying the cache at every token)."""
     budgets = _budgets(max_new_tokens, len(rows))
+    stop = sampling.stop
     device = next(model.parameters()).device
     ids, mask, pads = padded_batch(rows, tokenizer.pad_token_id, device)
     prompt_length = ids.shape[1]
     criteria = StoppingCriteriaList([StopCriteria(tokenizer, stop, prompt_length)] if not stop.empty else [])
-    sampling = temperature > 0
+    sampled = not sampling.greedy
     ends = eos_ids(model, tokenizer)
+    torch.manual_seed(sampling.seed)
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
         past_key_values=prefix.static(model.config, pads, prompt_length + max(budgets)) if prefix else None,
         max_new_tokens=max(budgets),
-        do_sample=sampling,
-        temperature=temperature if sampling else None,
-        top_p=top_p if sampling else None,
+        do_sample=sampled,
+        temperature=sampling.temperature if sampled else None,
+        top_p=sampling.top_p if sampled else None,
         top_k=None,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=ends,
@@ -199,11 +198,11 @@ def hf_generate_ids(
     return trim(out[:, prompt_length:].tolist(), ends + [tokenizer.pad_token_id], budgets)
 
 
-def hf_generate_tokens(model, tokenizer, prompts: list[str], max_new_tokens, temperature=0.0, top_p=1.0,
-                       add_special_tokens=True, stop: Stop = NO_STOP) -> list[list[int]]:  # fmt: skip
+def hf_generate_tokens(model, tokenizer, prompts: list[str], max_new_tokens, sampling: Sampling = GREEDY,
+                       add_special_tokens=True) -> list[list[int]]:  # fmt: skip
     """`hf_generate_ids` on prompt texts."""
     rows = encode(tokenizer, prompts, add_special_tokens)
-    return hf_generate_ids(model, tokenizer, rows, max_new_tokens, temperature, top_p, stop)
+    return hf_generate_ids(model, tokenizer, rows, max_new_tokens, sampling)
 
 
 def hf_generate_batch(model, tokenizer, prompts: list[str], max_new_tokens, *args, **kwargs) -> list[str]:

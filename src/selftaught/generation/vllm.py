@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selftaught.config import ConfigError, ModelConfig
-from selftaught.tasks.stops import NO_STOP, Stop
+from selftaught.generation.sampling import GREEDY, Sampling
+from selftaught.tasks.stops import Stop
 
 INSTALL_HINT = "generation.backend=vllm needs vLLM: pip install 'selftaught[vllm]' (Linux + CUDA GPU)"
 
@@ -68,16 +69,20 @@ class VLLMGenerator:
         )
 
     def complete(
-        self, prompts, max_new_tokens, num_samples=1, temperature=0.0, top_p=1.0, seed=0, on_batch=None, stop=NO_STOP
-    ):
-        stop: Stop = stop.for_chat(self.chat)
+        self,
+        prompts: list[str],
+        max_new_tokens: list[int],
+        sampling: Sampling = GREEDY,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[list[str]]:
+        stop: Stop = sampling.stop.for_chat(self.chat)
         params = [
             self.vllm.SamplingParams(
-                n=num_samples,
-                temperature=temperature,
-                top_p=top_p,
+                n=sampling.num_samples,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
                 max_tokens=budget,
-                seed=seed + i,
+                seed=sampling.seed + i,
                 stop=list(stop.strings) or None,
             )
             for i, budget in enumerate(max_new_tokens)
@@ -85,5 +90,5 @@ class VLLMGenerator:
         outputs = self.llm.generate([self.render(p) for p in prompts], params, use_tqdm=False)
         self.tokens_generated += sum(len(choice.token_ids) for out in outputs for choice in out.outputs)
         if on_batch:
-            on_batch(len(prompts) * num_samples)
+            on_batch(len(prompts) * sampling.num_samples)
         return [[stop.cut(choice.text) for choice in out.outputs] for out in outputs]

@@ -1,9 +1,10 @@
 """Where a phase's generation chunks run: in this process, or over a pool of Ray actors.
 
-The unit of work is one chunk of a phase (`ChunkJob`): its prompts, budgets and its own seed. A chunk
-gives the same completions on any worker, so a phase's output does not depend on how many workers ran
-it, and a resumed phase sends only its unfinished chunks. Workers only generate: the driver grades
-each finished chunk and writes it to the run directory, so one process writes the run.
+The unit of work is one chunk of a phase (`ChunkJob`): its prompts, budgets and its `Sampling` (with
+the chunk's own seed). A chunk gives the same completions on any worker, so a phase's output does not
+depend on how many workers ran it, and a resumed phase sends only its unfinished chunks. Workers only
+generate: the driver grades each finished chunk and writes it to the run directory, so one process
+writes the run.
 
 Why Ray Core actors (`ray.util.ActorPool`) rather than Ray Data's ``map_batches`` or its vLLM
 processor: Ray Data cuts a dataset into blocks of its own choosing and streams rows back, while a
@@ -22,28 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selftaught.config import Config, ConfigError
-from selftaught.tasks.stops import NO_STOP, Stop
+from selftaught.generation.sampling import Sampling
 
 RESTARTS = 3  # a worker process that dies is restarted this many times, its chunk retried each time
 
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """One chunk of a phase: ``num_samples`` completions for each prompt, drawn with ``seed``."""
+    """One chunk of a phase: ``sampling.num_samples`` completions for each prompt, drawn with ``sampling.seed``."""
 
     index: int
     prompts: list[str]
     max_new_tokens: list[int]
-    num_samples: int
-    temperature: float
-    top_p: float
-    seed: int
-    stop: Stop = NO_STOP
+    sampling: Sampling
 
     def run(self, generator) -> list[list[str]]:
-        return generator.complete(
-            self.prompts, self.max_new_tokens, self.num_samples, self.temperature, self.top_p, self.seed, stop=self.stop
-        )
+        return generator.complete(self.prompts, self.max_new_tokens, self.sampling)
 
 
 @dataclass(frozen=True)

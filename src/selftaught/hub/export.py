@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from selftaught.common.atomic import atomic_write_jsonl, atomic_write_text
-from selftaught.config import Config, config_from_dict
-from selftaught.rundir import RunDir, read_json, read_jsonl
+from selftaught.config import Config
+from selftaught.rundir import IterationMetrics, RunDir, is_run_dir, read_jsonl, read_saved_config
 
 LM_EVAL_UTILS = '''"""lm-evaluation-harness hooks written by `selftaught export`: grade exactly as the STaR run did."""
 
@@ -55,15 +55,17 @@ def process_results(doc, results):
 '''
 
 
+HUB_DATA_FILE = "data/train.jsonl"  # the export's copy of the kept rationales, as the Hub reads it
+
+
 class ExportError(ValueError):
     """The run cannot be exported as asked (no such iteration, nothing kept); the message says why."""
 
 
 def _saved_config(run_dir: Path) -> Config:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ExportError(f"{run_dir} is not a run directory (no config.yaml)")
-    return config_from_dict(yaml.safe_load(path.read_text()))
+    if not is_run_dir(run_dir):
+        raise ExportError(f"{run_dir} is not a run directory (no {RunDir.CONFIG})")
+    return read_saved_config(run_dir)
 
 
 def pick_iteration(run_dir: Path, iteration: int | None) -> int:
@@ -77,7 +79,7 @@ def pick_iteration(run_dir: Path, iteration: int | None) -> int:
     return iteration
 
 
-def dataset_card(config: Config, run_dir: Path, n: int, records: list[dict], metrics: dict) -> str:
+def dataset_card(config: Config, run_dir: Path, n: int, records: list[dict], metrics: IterationMetrics) -> str:
     from huggingface_hub import DatasetCard, DatasetCardData
 
     from selftaught.hub.modelcard import task_description
@@ -86,7 +88,7 @@ def dataset_card(config: Config, run_dir: Path, n: int, records: list[dict], met
         language=["en"],
         tags=["selftaught", "star", "rationales", config.task.name],
         task_categories=["text-generation"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train.jsonl"}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": HUB_DATA_FILE}]}],
     )
     sources = {s: sum(r["source"] == s for r in records) for s in sorted({r["source"] for r in records})}
     example = json.dumps(records[0], ensure_ascii=False, indent=2) if records else "{}"
@@ -100,7 +102,7 @@ iteration fine-tuned on. Rationalized rows were found with the answer as a hint;
 - **Task and data:** {task_description(config)}
 - **Model that wrote them:** iteration {n - 1}'s model (0 = the base model `{config.model.name_or_path}`)
 - **Filter:** `{config.loop.filter}`; **rows:** {len(records)} ({", ".join(f"{k} {v}" for k, v in sources.items())})
-- **Test accuracy after training on them:** {float(metrics.get("accuracy", 0)):.1%}
+- **Test accuracy after training on them:** {metrics.accuracy:.1%}
 
 Fields: `id` (question id), `prompt` (the question as the model saw it, without hint), `completion`
 (rationale and answer), `source` (`generated` or `rationalized`). It feeds TRL's `SFTTrainer` as is
@@ -183,12 +185,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, iteration: int | None =
     config = _saved_config(run_dir)
     n = pick_iteration(run_dir, iteration)
     folder = RunDir(run_dir).iteration(n)
-    records = read_jsonl(folder / "train.jsonl")
+    records = read_jsonl(folder.train_data)
     if not records:
-        raise ExportError(f"{folder / 'train.jsonl'} is empty: nothing was kept in iteration {n}")
-    metrics = read_json(folder / "metrics.json")
+        raise ExportError(f"{folder.train_data} is empty: nothing was kept in iteration {n}")
+    metrics = RunDir(run_dir).metrics(folder)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_jsonl(out / "data" / "train.jsonl", records)
+    atomic_write_jsonl(out / HUB_DATA_FILE, records)
     if (out / "dataset").exists():
         shutil.rmtree(out / "dataset")
     Dataset.from_list(records).save_to_disk(str(out / "dataset"))

@@ -13,38 +13,26 @@ from pathlib import Path
 from selftaught.common.versions import library_versions
 from selftaught.config import Config
 from selftaught.models import absolute_model_path
+from selftaught.rundir import IterationMetrics, StepDir
 
 MAX_PROMPT_CHARS = 6000  # a long few-shot prefix is cut in the card (the full text is in the task's files)
 
 
 def answer_rule(config: Config) -> str:
-    """How the run reads the answer out of a completion, in words (mirrors the tasks' ``extract_answer``)."""
-    name, data = config.task.name, config.task.data
-    if name == "arithmetic":
-        if config.task.arithmetic.format == "compact":
-            return "the digits after the last `|`, written least significant digit first (reverse them)"
-        return "the digits after `</scratch>`"
-    if name == "gsm8k":
-        return "`#### N`, else the number after 'the answer is', else the last number; compared numerically"
-    if name == "commonsenseqa":
-        return "the choice label after 'the answer is' (or the choice's text), else the last (a)-(e) label"
-    if name == "jsonl":
-        if data.answer_pattern:
-            return f"group 1 of the regex `{data.answer_pattern}` (normalizer: {data.normalizer})"
-        return f"the task's default extraction for normalizer `{data.normalizer}`"
-    return f"`extract_answer` of the custom task `{name}`"
+    """How the run reads the answer out of a completion, in words: the task's own ``answer_rule``."""
+    from selftaught.tasks import make_task
+
+    rule = getattr(make_task(config), "answer_rule", None)  # optional for a custom task
+    return rule() if callable(rule) else f"`extract_answer` of the custom task `{config.task.name}`"
 
 
 def task_description(config: Config) -> str:
-    name = config.task.name
-    if name == "arithmetic":
-        a = config.task.arithmetic
-        return (
-            f"arithmetic (n-digit addition, `{a.format}` format): train digits {a.train_digits} "
-            f"({a.train_per_digit} each), test digits {a.test_digits} ({a.test_per_digit} each), seed {config.seed}"
-        )
-    d = config.task.data
-    return f"{name}: train `{d.train}`, test `{d.test}`" + (f", few-shot `{d.few_shot}`" if d.few_shot else "")
+    """The task and its data in one line: the task's own ``description``."""
+    from selftaught.tasks import make_task
+    from selftaught.tasks.data import describe_data
+
+    describe = getattr(make_task(config), "description", None)  # optional for a custom task
+    return describe() if callable(describe) else describe_data(config.task.name, config.task.data)
 
 
 @dataclass
@@ -54,7 +42,7 @@ class CardFacts:
     config: Config
     iteration: int
     base_model: str  # absolute path or hub id
-    metrics: dict
+    metrics: IterationMetrics
     prompt_example: str  # the text given to the model at evaluation (before any chat template)
     completion_example: str  # what the checkpoint wrote for it
     chat: bool = False  # prompts go through the tokenizer's chat template
@@ -78,7 +66,7 @@ def _card_data(facts: CardFacts):
             dataset_type=task,
             dataset_name=task,
             metric_type="accuracy",
-            metric_value=round(float(facts.metrics["accuracy"]), 4),
+            metric_value=round(float(facts.metrics.accuracy), 4),
         )
     ]
     return ModelCardData(
@@ -128,8 +116,9 @@ def render_model_card(facts: CardFacts) -> str:
     from huggingface_hub import ModelCard
 
     m, cfg = facts.metrics, facts.config
-    buckets = " | ".join(f"{b}: {v:.1%}" for b, v in m.get("accuracy_by_bucket", {}).items())
-    counts = ", ".join(f"{k.removeprefix('num_').replace('_', ' ')} {m[k]}" for k in m if k.startswith("num_"))
+    buckets = " | ".join(f"{b}: {v:.1%}" for b, v in m.accuracy_by_bucket.items())
+    counted = {k: v for k, v in m.counts().items() if k.startswith("num_")}
+    counts = ", ".join(f"{k.removeprefix('num_').replace('_', ' ')} {v}" for k, v in counted.items())
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
     chat = (
         "The prompt is sent as one user message through the tokenizer's chat template."
@@ -145,8 +134,8 @@ Fine-tuned with [STaR](https://arxiv.org/abs/2203.14465) (Self-Taught Reasoner) 
 - **Task and data:** {task_description(cfg)}
 - **Iteration:** {facts.iteration} ({cfg.loop.mode}, filter `{cfg.loop.filter}`, rationalization \
 {cfg.loop.rationalization}, restart from base {cfg.loop.restart_from_base})
-- **Training data:** {counts}; {m.get("train_steps", "?")} optimizer steps
-- **Test accuracy (greedy):** {float(m["accuracy"]):.1%}{f" (by bucket: {buckets})" if buckets else ""}
+- **Training data:** {counts}; {m.train_steps if m.train_steps is not None else "?"} optimizer steps
+- **Test accuracy (greedy):** {m.accuracy:.1%}{f" (by bucket: {buckets})" if buckets else ""}
 
 ## Prompt format
 
@@ -192,16 +181,23 @@ def _gguf_line(base_model: str) -> str:
 
 
 def write_iteration_cards(
-    config: Config, task, test_set: list, folder: Path, iteration: int, metrics: dict, base_model: str | Path
+    config: Config,
+    task,
+    test_set: list,
+    folder: Path,
+    iteration: int,
+    metrics: IterationMetrics,
+    base_model: str | Path,
 ) -> None:
     """Cards for ``folder/checkpoint`` (and its ``merged/``), from the iteration's files."""
     from selftaught.models import load_tokenizer, use_chat
     from selftaught.models.embedded import load_meta
     from selftaught.samples import read_samples
 
-    checkpoint = folder / "checkpoint"
+    checkpoint = StepDir(folder).checkpoint
     meta = load_meta(checkpoint)
-    eval_rows = read_samples(folder / "eval.jsonl") if (folder / "eval.jsonl").is_file() else []
+    eval_path = StepDir(folder).eval_samples
+    eval_rows = read_samples(eval_path) if eval_path.is_file() else []
     first = test_set[0]
     completion = next((r.text for r in eval_rows if r.id == first.id), "")
     chat = use_chat(load_tokenizer(checkpoint, config.model), config.model, checkpoint)

@@ -18,7 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from selftaught.config import ConfigError, ModelConfig
 from selftaught.models.embedded import load_meta, save_meta
-from selftaught.models.positions import DigitPositions, make_scheme
+from selftaught.models.positions import PositionScheme, make_scheme
 
 # selftaught draws one bar per phase; transformers' bars for every load and save would interleave with it and
 # turn a one-line error into several lines of stderr
@@ -34,7 +34,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class LoadedModel:
     model: object
     tokenizer: object
-    scheme: object
+    scheme: PositionScheme
     chat: bool  # prompts go through the tokenizer's chat template
     system: str = ""  # model.system_prompt: a chat model's system message
 
@@ -179,8 +179,8 @@ def save_model(model, tokenizer, scheme_name: str, path: str | Path, base_model:
         adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def scheme_name(scheme) -> str:
-    return "digit" if isinstance(scheme, DigitPositions) else "sequential"
+def scheme_name(scheme: PositionScheme) -> str:
+    return scheme.name
 
 
 def free_memory() -> None:

@@ -29,6 +29,7 @@ while generating, so both see the same ids.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -39,9 +40,35 @@ SEG_A, SEG_B, SEG_HINT, SEG_STEPS, SEG_ANSWER = range(5)
 DIGIT_SLOT = torch.tensor([1, 2, 7, 0, 6])
 
 
+class PositionScheme(Protocol):
+    """What every scheme offers: ids for a whole block (training, a prompt batch), then one token at a time.
+
+    ``ordinary`` schemes give the ids Hugging Face models derive from the attention mask themselves
+    (what `generate` passes): they need no explicit ``position_ids`` and can share a prefix cache.
+    """
+
+    name: ClassVar[str]  # as saved in a model's selftaught.json
+    ordinary: ClassVar[bool]
+
+    def init_state(self, batch_size: int, device=None, period: torch.Tensor | None = None): ...
+
+    def full(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, period: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, object]:
+        """Positions for a whole [batch, time] block, and the state after its last token."""
+        ...
+
+    def step(self, token_ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """Positions of one new token per row, and the state after it."""
+        ...
+
+
 @dataclass(frozen=True)
 class DigitPositions:
     """Token ids the column state machine reacts to (looked up once from the tokenizer)."""
+
+    name: ClassVar[str] = "digit"
+    ordinary: ClassVar[bool] = False  # ids follow the tokens' content, not the mask
 
     digit_ids: tuple[int, ...]
     plus_id: int  # "+"
@@ -100,8 +127,11 @@ class DigitPositions:
         pos = torch.where(token_ids == self.close_id, torch.full_like(pos, 6), pos)
         return pos, (new_seg, new_col, new_slot, period)
 
-    def full(self, input_ids: torch.Tensor, period: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
-        """Positions for a whole [batch, time] block, and the state after its last token."""
+    def full(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, period: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple]:
+        """Positions for a whole [batch, time] block, and the state after its last token (padding is a
+        special token: it leaves the state alone, so the mask is not needed)."""
         state = self.init_state(input_ids.shape[0], input_ids.device, period)
         columns = []
         for t in range(input_ids.shape[1]):
@@ -114,19 +144,27 @@ class DigitPositions:
 class SequentialPositions:
     """Ordinary positions, counted over non-padding tokens exactly as `generate` does."""
 
-    def init_state(self, batch_size: int, device=None) -> torch.Tensor:
+    name: ClassVar[str] = "sequential"
+    ordinary: ClassVar[bool] = True
+
+    def init_state(self, batch_size: int, device=None, period: torch.Tensor | None = None) -> torch.Tensor:
         return torch.zeros(batch_size, dtype=torch.long, device=device)
 
-    def full_from_mask(self, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def full(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, period: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counted over ``attention_mask`` (all ones if None); padding gets 1, as in `generate`."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
         positions = attention_mask.long().cumsum(-1) - 1
         positions = positions.masked_fill(attention_mask == 0, 1)
         return positions, attention_mask.long().sum(-1)
 
-    def next(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, token_ids: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return state, state + 1
 
 
-def make_scheme(name: str, tokenizer):
+def make_scheme(name: str, tokenizer) -> PositionScheme:
     if name == "digit":
         return DigitPositions.from_tokenizer(tokenizer)
     if name == "sequential":
@@ -134,8 +172,6 @@ def make_scheme(name: str, tokenizer):
     raise ValueError(f"unknown position scheme {name!r}; choose one of {SCHEMES}")
 
 
-def positions_for(scheme, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def positions_for(scheme: PositionScheme, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids for a padded training or prompt batch under either scheme."""
-    if isinstance(scheme, DigitPositions):
-        return scheme.full(input_ids)[0]
-    return scheme.full_from_mask(attention_mask)[0]
+    return scheme.full(input_ids, attention_mask)[0]

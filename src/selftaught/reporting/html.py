@@ -15,8 +15,9 @@ from pathlib import Path
 
 from selftaught import star
 from selftaught.common.atomic import atomic_write_text
-from selftaught.reporting.table import _rows, accuracy_png
-from selftaught.rundir import read_json
+from selftaught.config import ConfigError
+from selftaught.reporting.table import accuracy_png
+from selftaught.rundir import RunDir, StepDir, Summary, read_saved_config
 from selftaught.samples import Sample, read_samples
 
 SAMPLES_PER_KIND = 3
@@ -45,23 +46,23 @@ def _png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def progress_plot(summary: dict) -> str:
+def progress_plot(summary: Summary) -> str:
     """Accuracy per iteration (line) and kept / rationalized / rejected counts (bars), as a data URI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = _rows(summary)
+    rows = summary.rows()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot([r["iteration"] for r in rows], [r["accuracy"] for r in rows], marker="o")
+    left.plot([r.iteration for r in rows], [r.accuracy for r in rows], marker="o")
     left.set(xlabel="iteration (0 = M0)", ylabel="test accuracy", ylim=(-0.02, 1.02), title="accuracy")
     left.grid(alpha=0.3)
-    its = [r for r in rows if r["iteration"] > 0]
-    x = [r["iteration"] for r in its]
+    its = [r for r in rows if r.iteration > 0]
+    x = [r.iteration for r in its]
     bottom = [0] * len(its)
     for key, color in (("num_kept", "#2a9d50"), ("num_rationalized", "#e0a800"), ("num_rejected", "#c0392b")):
-        values = [r.get(key, 0) for r in its]
+        values = [getattr(r, key) or 0 for r in its]
         right.bar(x, values, bottom=bottom, color=color, label=key.removeprefix("num_"))
         bottom = [b + v for b, v in zip(bottom, values)]
     right.set(xlabel="iteration", ylabel="samples", title="kept / rationalized / rejected")
@@ -76,18 +77,19 @@ def progress_plot(summary: dict) -> str:
     return uri
 
 
-def _table(summary: dict) -> str:
-    rows = _rows(summary)
-    buckets = list(rows[-1]["accuracy_by_bucket"]) if rows else []
+def _table(summary: Summary) -> str:
+    rows = summary.rows()
+    buckets = list(rows[-1].accuracy_by_bucket) if rows else []
     head = ["iter", "accuracy", *buckets, "kept", "rationalized", "rejected", "steps", "gen s", "train s", "eval s"]
     out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for row in rows:
-        secs = row.get("seconds", {})
+        secs = row.seconds or {}
+        counts = (row.num_kept, row.num_rationalized, row.num_rejected, row.train_steps)
         cells = [
-            str(row["iteration"]),
-            f"{row['accuracy']:.1%}",
-            *(f"{row['accuracy_by_bucket'].get(b, 0):.0%}" for b in buckets),
-            *(str(row.get(k, "-")) for k in ("num_kept", "num_rationalized", "num_rejected", "train_steps")),
+            str(row.iteration),
+            f"{row.accuracy:.1%}",
+            *(f"{row.accuracy_by_bucket.get(b, 0):.0%}" for b in buckets),
+            *("-" if count is None else str(count) for count in counts),
             f"{secs.get('generate', 0) + secs.get('rationalize', 0):.0f}",
             f"{secs.get('train', 0):.0f}",
             f"{secs.get('evaluate', 0):.0f}",
@@ -149,19 +151,16 @@ def _sample_html(kind: str, row: Sample, examples: dict) -> str:
 def _train_examples(run_dir: Path) -> dict:
     """Training questions by id, rebuilt from the saved config; {} when the data is not reachable."""
     try:
-        import yaml
-
-        from selftaught.config import config_from_dict
         from selftaught.tasks import make_task
 
-        config = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        config = read_saved_config(run_dir)
         return {ex.id: ex for ex in make_task(config).load("train")}
     except Exception:  # a report must not fail because the data moved: samples then show ids only
         return {}
 
 
-def _iteration_html(folder: Path, filter_mode: str, examples: dict) -> str:
-    generated = folder / "generated.jsonl"
+def _iteration_html(folder: StepDir, filter_mode: str, examples: dict) -> str:
+    generated = folder.generated
     if not generated.is_file():
         return ""
     kinds = classify(read_samples(generated), filter_mode)
@@ -173,24 +172,19 @@ def _iteration_html(folder: Path, filter_mode: str, examples: dict) -> str:
 
 
 def write_html_report(run_dir: str | Path) -> Path:
-    """Write ``run_dir/report.html`` and return its path."""
-    import yaml
-
-    run_dir = Path(run_dir)
-    summary = read_json(run_dir / "summary.json")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    filter_mode = config.get("loop", {}).get("filter", "answer+rationale")
+    """Write the run's HTML report and return its path."""
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    filter_mode = _filter_mode(run)
     examples = _train_examples(run_dir)
     by_bucket = _png_uri(accuracy_png(summary))  # drawn in memory: report() owns accuracy.png
-    versions = ", ".join(f"{k} {v}" for k, v in summary.get("versions", {}).items())
-    iterations = [
-        _iteration_html(run_dir / f"iter_{r['iteration']:03d}", filter_mode, examples) for r in _rows(summary)
-    ]
-    title = f"{run_dir.resolve().name}: STaR on {summary.get('task')} ({summary.get('mode')})"
+    versions = ", ".join(f"{k} {v}" for k, v in (summary.versions or {}).items())
+    iterations = [_iteration_html(run.iteration(r.iteration), filter_mode, examples) for r in summary.rows()]
+    title = f"{run.root.resolve().name}: STaR on {summary.task} ({summary.mode})"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p class="meta">base model {html.escape(str(summary.get("base_model")))}; filter {html.escape(filter_mode)}<br>
+<p class="meta">base model {html.escape(str(summary.base_model))}; filter {html.escape(filter_mode)}<br>
 {html.escape(versions)}</p>
 <h2>Accuracy</h2>{_table(summary)}
 <img alt="accuracy and sample counts per iteration" src="{progress_plot(summary)}">
@@ -201,6 +195,13 @@ def write_html_report(run_dir: str | Path) -> Path:
 {"".join(iterations)}
 </body></html>
 """
-    path = run_dir / "report.html"
-    atomic_write_text(path, page)
-    return path
+    atomic_write_text(run.html_report, page)
+    return run.html_report
+
+
+def _filter_mode(run: RunDir) -> str:
+    """The run's ``loop.filter`` (the default if its config cannot be read: the report still shows)."""
+    try:
+        return read_saved_config(run.root).loop.filter
+    except ConfigError:
+        return "answer+rationale"

@@ -14,28 +14,27 @@ import os
 from pathlib import Path
 
 from selftaught.config.checks import parse_report_to
+from selftaught.rundir import IterationMetrics, RunDir
 
 
 class TrackerError(ValueError):
     """A chosen tracker cannot be used (package missing); the message says what to install."""
 
 
-def star_scalars(metrics: dict) -> dict[str, float]:
-    """The numbers of one iteration's ``metrics.json`` as flat ``star/...`` scalars.
+def star_scalars(metrics: IterationMetrics) -> dict[str, float]:
+    """The numbers of one iteration's metrics as flat ``star/...`` scalars.
 
-    >>> star_scalars({"iteration": 1, "accuracy": 0.5, "accuracy_by_bucket": {"1": 1.0}, "num_kept": 3,
-    ...               "seconds": {"train": 2.0}})
+    >>> star_scalars(IterationMetrics(1, 0.5, {"1": 1.0}, num_kept=3, seconds={"train": 2.0}))
     {'star/accuracy': 0.5, 'star/accuracy_by_bucket/1': 1.0, 'star/num_kept': 3.0, 'star/seconds/train': 2.0}
     """
-    flat = {"star/accuracy": float(metrics["accuracy"])}
-    for bucket, value in metrics.get("accuracy_by_bucket", {}).items():
+    flat = {"star/accuracy": float(metrics.accuracy)}
+    for bucket, value in metrics.accuracy_by_bucket.items():
         flat[f"star/accuracy_by_bucket/{bucket}"] = float(value)
-    for key, value in metrics.items():
-        if key.startswith("num_") or key == "train_steps":
-            flat[f"star/{key}"] = float(value)
-    for phase, seconds in metrics.get("seconds", {}).items():
+    for key, value in metrics.counts().items():
+        flat[f"star/{key}"] = float(value)
+    for phase, seconds in (metrics.seconds or {}).items():
         flat[f"star/seconds/{phase}"] = float(seconds)
-    for phase, mib in metrics.get("peak_rss_mib", {}).items():
+    for phase, mib in (metrics.peak_rss_mib or {}).items():
         flat[f"star/peak_rss_mib/{phase}"] = float(mib)
     return flat
 
@@ -54,7 +53,7 @@ class _TensorBoard:
         _import("tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(root / "logs"))
+        self.writer = SummaryWriter(log_dir=str(RunDir(root).logs))
 
     def log(self, scalars: dict[str, float], iteration: int) -> None:
         for tag, value in scalars.items():
@@ -125,10 +124,10 @@ class Tracker:
         self.names = parse_report_to(report_to)
         self.sinks = [SINKS[name](root, root.resolve().name, config or {}) for name in self.names]
 
-    def log_iteration(self, metrics: dict) -> None:
+    def log_iteration(self, metrics: IterationMetrics) -> None:
         scalars = star_scalars(metrics)
         for sink in self.sinks:
-            sink.log(scalars, int(metrics["iteration"]))
+            sink.log(scalars, metrics.iteration)
 
     def close(self) -> None:
         for sink in self.sinks:

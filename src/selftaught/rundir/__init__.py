@@ -7,7 +7,6 @@ from selftaught.rundir.files import (
     MAX_JSON_BYTES,
     MAX_JSONL_LINE_BYTES,
     RunDirError,
-    check_metrics,
     damaged,
     read_json,
     read_jsonl,
@@ -15,8 +14,9 @@ from selftaught.rundir.files import (
     remove_scratch,
     sweep_temp,
 )
-from selftaught.rundir.layout import RunDir
+from selftaught.rundir.layout import RunDir, StepDir, chunk_file, train_processes_log, trainer_layout_file
 from selftaught.rundir.lock import RunInUse, RunLock
+from selftaught.rundir.metrics import IterationMetrics, Summary
 from selftaught.rundir.saved_config import (
     check_forced_changes,
     check_fresh,
@@ -26,6 +26,7 @@ from selftaught.rundir.saved_config import (
     is_run_dir,
     load_saved_config,
     prepare_run_dir,
+    read_saved_config,
     release_run_dir,
     save_config,
 )
@@ -33,13 +34,18 @@ from selftaught.rundir.saved_config import (
 __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSONL_LINE_BYTES",
+    "IterationMetrics",
+    "Summary",
     "RunDir",
     "RunDirError",
     "RunInUse",
+    "StepDir",
+    "chunk_file",
+    "train_processes_log",
+    "trainer_layout_file",
     "RunLock",
     "check_forced_changes",
     "check_fresh",
-    "check_metrics",
     "config_changes",
     "config_diff",
     "config_digest",
@@ -49,6 +55,7 @@ __all__ = [
     "prepare_run_dir",
     "read_json",
     "read_jsonl",
+    "read_saved_config",
     "refuse_symlinks",
     "release_run_dir",
     "remove_scratch",

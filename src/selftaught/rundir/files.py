@@ -90,24 +90,6 @@ def _numbers_by_phase(path: Path, unit: str) -> dict:
     return values
 
 
-def check_metrics(row, where: Path, fix: str = "") -> dict:
-    """``row`` if it looks like an evaluation result (accuracy and per-bucket accuracy in [0, 1])."""
-
-    def fraction(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-
-    ok = (
-        isinstance(row, dict)
-        and isinstance(row.get("iteration"), int)
-        and fraction(row.get("accuracy"))
-        and isinstance(row.get("accuracy_by_bucket"), dict)
-        and all(fraction(v) for v in row["accuracy_by_bucket"].values())
-    )
-    if not ok:
-        raise damaged(where, "not an evaluation result (iteration, accuracy, accuracy_by_bucket)", fix)
-    return row
-
-
 # --------------------------------------------------------------------------------- links and scratch
 def refuse_symlinks(root: str | Path, below: str | Path | None = None) -> None:
     """Raise `RunDirError` if anything inside ``root`` (or on the way to ``below``, and under it) is a link.

@@ -26,30 +26,140 @@ from pathlib import Path
 
 from selftaught.common.atomic import atomic_write_json
 from selftaught.common.memory import peak_rss_mib, reset_peak_rss
-from selftaught.rundir.files import _numbers_by_phase, check_metrics, read_json, refuse_symlinks, remove_scratch
+from selftaught.rundir.files import _numbers_by_phase, read_json, refuse_symlinks, remove_scratch
+from selftaught.rundir.lock import LOCK_FILE
+from selftaught.rundir.metrics import IterationMetrics, Summary
+
+REWRITE = "resume the run (selftaught run --resume DIR) to rewrite it"
+
+
+class StepDir(type(Path())):
+    """A folder of the run that records its phases (``base``, ``iter_NNN``, ``verifier``): a `Path`
+    whose files have names. Code outside this package asks for ``step.metrics_file``, never for a name."""
+
+    @property
+    def generated(self) -> Path:
+        """Every sample of the generate and rationalize phases (JSONL, `samples.Sample` rows)."""
+        return self / "generated.jsonl"
+
+    @property
+    def train_data(self) -> Path:
+        """What the iteration trained on (JSONL, `samples.Record` rows, never hinted)."""
+        return self / "train.jsonl"
+
+    @property
+    def eval_samples(self) -> Path:
+        """The evaluation's graded samples (JSONL)."""
+        return self / "eval.jsonl"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self / "metrics.json"
+
+    @property
+    def phases_file(self) -> Path:
+        return self / "phases.json"
+
+    @property
+    def memory_file(self) -> Path:
+        return self / "memory.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The fine-tuned model of this step (HF format, or a LoRA adapter)."""
+        return self / "checkpoint"
+
+    @property
+    def train_log(self) -> Path:
+        """The Trainer's log rows (loss, learning rate) of the train phase (JSONL)."""
+        return self / "train_log.jsonl"
+
+    @property
+    def logs(self) -> Path:
+        """TensorBoard's folder for the Trainer's logs."""
+        return self / "logs"
+
+    @property
+    def pairs(self) -> Path:
+        """The verifier's (right, wrong) pairs (JSONL; verifier step only)."""
+        return self / "pairs.jsonl"
+
+    @property
+    def settings(self) -> Path:
+        """The settings a finished step was made with, checked on resume (verifier step only)."""
+        return self / "settings.json"
 
 
 class RunDir:
+    """Every path of a run directory; `phase` runs a step's phase once and records it."""
+
+    CONFIG = "config.yaml"
+    LOCK = LOCK_FILE
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    def iteration(self, n: int) -> Path:
-        return self.root / f"iter_{n:03d}"
+    @property
+    def config(self) -> Path:
+        """The resolved config with its digest (see `saved_config`)."""
+        return self.root / self.CONFIG
 
     @property
-    def base(self) -> Path:
-        return self.root / "base"
+    def lock(self) -> Path:
+        return self.root / self.LOCK
+
+    @property
+    def summary(self) -> Path:
+        """One row per finished iteration, and the base model's."""
+        return self.root / "summary.json"
+
+    @property
+    def accuracy_plot(self) -> Path:
+        return self.root / "accuracy.png"
+
+    @property
+    def html_report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def logs(self) -> Path:
+        """TensorBoard's folder for STaR's per-iteration metrics."""
+        return self.root / "logs"
+
+    def iteration(self, n: int) -> StepDir:
+        return StepDir(self.root / f"iter_{n:03d}")
+
+    @property
+    def base(self) -> StepDir:
+        return StepDir(self.root / "base")
+
+    @property
+    def verifier(self) -> StepDir:
+        return StepDir(self.root / "verifier")
+
+    def iteration_folders(self) -> list[StepDir]:
+        """Every ``iter_NNN`` folder present, finished or not, in order."""
+        return [StepDir(p) for p in sorted(self.root.glob("iter_[0-9][0-9][0-9]"))]
 
     def phases(self, folder: Path) -> dict:
         """Seconds of each finished phase (phases.json); {} when none finished."""
-        return _numbers_by_phase(folder / "phases.json", "seconds")
+        return _numbers_by_phase(StepDir(folder).phases_file, "seconds")
 
     def peak_memory(self, folder: Path) -> dict:
         """Peak resident MiB of each phase that recorded one (memory.json); {} when none did."""
-        return _numbers_by_phase(folder / "memory.json", "MiB")
+        return _numbers_by_phase(StepDir(folder).memory_file, "MiB")
 
-    def metrics(self, folder: Path) -> dict:
-        return check_metrics(read_json(folder / "metrics.json"), folder / "metrics.json")
+    def metrics(self, folder: Path) -> IterationMetrics:
+        """The step's evaluation (``metrics.json``), checked."""
+        path = StepDir(folder).metrics_file
+        return IterationMetrics.from_json(read_json(path), path)
+
+    def write_metrics(self, folder: Path, metrics: IterationMetrics) -> None:
+        atomic_write_json(StepDir(folder).metrics_file, metrics.to_json())
+
+    def read_summary(self, fix: str = REWRITE) -> Summary:
+        """``summary.json``, checked: a damaged one is one line naming it and ``fix``."""
+        return Summary.from_json(read_json(self.summary, dict, fix), self.summary, fix)
 
     def is_done(self, folder: Path, phase: str) -> bool:
         return phase in self.phases(folder)
@@ -57,11 +167,15 @@ class RunDir:
     def mark_done(self, folder: Path, phase: str, seconds: float) -> None:
         phases = self.phases(folder)
         phases[phase] = round(seconds, 3)
-        atomic_write_json(folder / "phases.json", phases)
+        atomic_write_json(StepDir(folder).phases_file, phases)
+
+    def trainer_scratch(self, folder: Path) -> Path:
+        """The train phase's Trainer checkpoints (unchecked for links: `scratch` checks before use)."""
+        return Path(folder) / ".trainer"
 
     def scratch(self, folder: Path, phase: str) -> Path:
         """Where ``phase`` keeps its resumable partial work (chunks, Trainer checkpoints); no links allowed."""
-        path = folder / ".trainer" if phase == "train" else folder / ".chunks" / phase
+        path = self.trainer_scratch(folder) if phase == "train" else folder / ".chunks" / phase
         refuse_symlinks(self.root, path)  # a linked scratch folder would be read, then deleted
         return path
 
@@ -74,7 +188,7 @@ class RunDir:
         work()
         peak = peak_rss_mib() if measured else None
         if peak is not None:  # before mark_done: a phase done is a phase whose peak is known, if knowable
-            atomic_write_json(folder / "memory.json", {**self.peak_memory(folder), name: peak})
+            atomic_write_json(StepDir(folder).memory_file, {**self.peak_memory(folder), name: peak})
         self.mark_done(folder, name, time.perf_counter() - start)
         remove_scratch(self.root, self.scratch(folder, name))
         chunks = folder / ".chunks"
@@ -83,13 +197,28 @@ class RunDir:
 
     def finished_iterations(self) -> list[int]:
         done = []
-        for folder in sorted(self.root.glob("iter_[0-9][0-9][0-9]")):
-            if (folder / "metrics.json").is_file() and self.is_done(folder, "evaluate"):
+        for folder in self.iteration_folders():
+            if folder.metrics_file.is_file() and self.is_done(folder, "evaluate"):
                 done.append(int(folder.name.split("_")[1]))
         return done
 
-    def write_summary(self, extra: dict) -> dict:
-        rows = [self.metrics(self.iteration(n)) for n in self.finished_iterations()]
-        summary = {**extra, "iterations": rows}
-        atomic_write_json(self.root / "summary.json", summary)
+    def write_summary(self, summary: Summary) -> Summary:
+        """Write ``summary`` with every finished iteration's metrics, as recorded on disk."""
+        summary.iterations = [self.metrics(self.iteration(n)) for n in self.finished_iterations()]
+        atomic_write_json(self.summary, summary.to_json())
         return summary
+
+
+def chunk_file(chunks: Path, index: int) -> Path:
+    """One finished chunk of a generation phase, inside that phase's scratch folder."""
+    return Path(chunks) / f"chunk_{index:05d}.jsonl"
+
+
+def trainer_layout_file(scratch: Path) -> Path:
+    """The process layout that wrote the Trainer checkpoints in ``scratch`` (they resume only on it)."""
+    return Path(scratch) / "layout.json"
+
+
+def train_processes_log(logs: Path) -> Path:
+    """The output of training processes that selftaught launched."""
+    return Path(logs) / "train_processes.log"

@@ -22,13 +22,16 @@ from pathlib import Path
 _HELD: dict[str, int] = {}  # absolute lock path -> open fd, for every lock this process holds
 
 
+LOCK_FILE = "run.lock"  # RunDir.LOCK
+
+
 class RunInUse(RuntimeError):
     """Another live process holds the run directory."""
 
 
 class RunLock:
     def __init__(self, root: str | Path):
-        self.path = Path(root) / "run.lock"
+        self.path = Path(root) / LOCK_FILE
         self.key = os.path.abspath(self.path)
 
     def holder(self) -> str:

@@ -24,7 +24,7 @@ from selftaught.rundir.files import RunDirError, refuse_symlinks, sweep_temp
 from selftaught.rundir.layout import RunDir
 from selftaught.rundir.lock import RunLock
 
-CONFIG_FILE = "config.yaml"
+CONFIG_FILE = RunDir.CONFIG
 DIGEST_PREFIX = "# sha256: "
 HEADER = (
     "# selftaught run config: written when the run started and checked on --resume; do not edit.\n"
@@ -51,7 +51,7 @@ SAFE_ON_RESUME = (
     "loop.verifier",
 )
 # what a new run may find in its --out folder: leftovers of a run killed before it wrote its config
-STARTUP_LEFTOVERS = ("run.lock",)
+STARTUP_LEFTOVERS = (RunDir.LOCK,)
 
 
 def config_digest(data: dict) -> str:
@@ -125,6 +125,11 @@ def load_saved_config(root: str | Path) -> dict:
     return config_from_dict(data).to_dict()  # keys added since the run started take their defaults
 
 
+def read_saved_config(root: str | Path) -> Config:
+    """The run's `Config`, after every check of `load_saved_config` (the one reader of ``config.yaml``)."""
+    return config_from_dict(load_saved_config(root))
+
+
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
     """(dotted key, old value, new value) for every key whose value differs."""
     changes = []
@@ -153,12 +158,11 @@ def results_in(root: str | Path, training_only: bool = False) -> list[str]:
     Any result (M0's evaluation, any iteration) depends on every key; ``train.*`` keys only on training
     that has started (a finished train phase, or Trainer checkpoints of an unfinished one).
     """
-    root = Path(root)
-    if not training_only:
-        return sorted(p.name for p in [root / "base", *root.glob("iter_[0-9][0-9][0-9]")] if p.exists())
     run = RunDir(root)
-    folders = sorted(root.glob("iter_[0-9][0-9][0-9]"))
-    return [f.name for f in folders if run.is_done(f, "train") or any((f / ".trainer").glob("checkpoint-*"))]
+    if not training_only:
+        return sorted(p.name for p in [run.base, *run.iteration_folders()] if p.exists())
+    started = [f for f in run.iteration_folders() if any(run.trainer_scratch(f).glob("checkpoint-*"))]
+    return [f.name for f in run.iteration_folders() if run.is_done(f, "train") or f in started]
 
 
 def check_forced_changes(root: str | Path, old: dict, new: dict) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from selftaught.tasks.base import Example
+from selftaught.tasks.base import EMBEDDED_ARITHMETIC, Example
 from selftaught.tasks.stops import NO_STOP, Stop
 
 FORMATS = ("compact", "scratchpad")
@@ -229,6 +229,7 @@ class ArithmeticTask:
     """Seeded n-digit addition; train and test pairs are disjoint."""
 
     name = "arithmetic"
+    embedded_base = EMBEDDED_ARITHMETIC  # the char-level M0 trained on short sums
 
     def __init__(
         self,
@@ -324,3 +325,15 @@ class ArithmeticTask:
 
     def stop(self) -> Stop:
         return NO_STOP  # the embedded model is trained to end its scratchpad with EOS
+
+    def answer_rule(self) -> str:
+        if self.format == "compact":
+            return "the digits after the last `|`, written least significant digit first (reverse them)"
+        return "the digits after `</scratch>`"
+
+    def description(self) -> str:
+        return (
+            f"arithmetic (n-digit addition, `{self.format}` format): train digits {self.train_digits} "
+            f"({self.train_per_digit} each), test digits {self.test_digits} ({self.test_per_digit} each), "
+            f"seed {self.seed}"
+        )

@@ -16,6 +16,10 @@ A task knows its data and its grading; it knows nothing about models. The loop o
 * ``max_new_tokens(example)`` -> a generation budget large enough for a full rationale;
 * ``stop()`` -> where a completion ends (`selftaught.tasks.stops.Stop`): generation stops there and
   the stored text is cut there.
+
+The built-in tasks also describe themselves (`TaskExtras`, optional for a custom task: callers fall
+back when it is missing): ``answer_rule()`` and ``description()`` for model and dataset cards, and
+``embedded_base``, which embedded starting model M0 ``model.name_or_path=embedded`` pretrains for it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,29 @@ class Task(Protocol):
     def max_new_tokens(self, example: Example) -> int: ...
 
     def stop(self) -> Stop: ...
+
+
+# which embedded M0 a task can start from (training builds it): short sums, or GSM8K-style text
+EMBEDDED_ARITHMETIC, EMBEDDED_TEXT = "arithmetic", "text"
+
+
+class TaskExtras(Protocol):
+    """What a task may say about itself beyond `Task` (not required: a custom task can omit any of it)."""
+
+    embedded_base: str | None  # EMBEDDED_ARITHMETIC, EMBEDDED_TEXT, or None: no embedded M0 for this task
+
+    def answer_rule(self) -> str:
+        """How ``extract_answer`` reads the answer out of a completion, in words (a card's sentence)."""
+        ...
+
+    def description(self) -> str:
+        """The task and its data in one line, for cards."""
+        ...
+
+
+def embedded_base(task: Task) -> str | None:
+    """The embedded M0 ``task`` starts from, if any (custom tasks without ``embedded_base``: none)."""
+    return getattr(task, "embedded_base", None)
 
 
 class TaskDataError(ValueError):

@@ -20,7 +20,7 @@ from collections import Counter
 from selftaught.config import DataConfig
 from selftaught.tasks.base import Example, TaskDataError
 from selftaught.tasks.choices import extract_choice
-from selftaught.tasks.data import get_field, get_text, load_split, read_rows, validate_rows
+from selftaught.tasks.data import describe_data, get_field, get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 from selftaught.tasks.stops import Stop, few_shot_stop
 
@@ -91,6 +91,7 @@ class CommonsenseQATask:
     """CommonsenseQA from its JSONL release (train_rand_split.jsonl, dev_rand_split.jsonl)."""
 
     name = "commonsenseqa"
+    embedded_base = None
 
     def __init__(self, data: DataConfig):
         self.data = data
@@ -136,6 +137,12 @@ class CommonsenseQATask:
 
     def stop(self) -> Stop:
         return few_shot_stop(self.data.stop, END_PATTERN, STOPS)
+
+    def answer_rule(self) -> str:
+        return "the choice label after 'the answer is' (or the choice's text), else the last (a)-(e) label"
+
+    def description(self) -> str:
+        return describe_data(self.name, self.data)
 
 
 def validate_commonsenseqa(path: str) -> dict:

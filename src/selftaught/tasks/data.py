@@ -254,6 +254,12 @@ def load_split(data: DataConfig, split: str, parse_row) -> list[Example]:
     return load_examples(read_rows(source, split_name, data.dataset_config), parse, data.max_examples, source)
 
 
+def describe_data(name: str, data: DataConfig) -> str:
+    """A task read from data files, in one line for cards: its name and where train, test and few-shot come from."""
+    few_shot = f", few-shot `{data.few_shot}`" if data.few_shot else ""
+    return f"{name}: train `{data.train}`, test `{data.test}`{few_shot}"
+
+
 def validate_rows(rows: Iterator[Row], parse: Parse) -> dict:
     """Counts of valid and invalid rows, with one 'location: reason' line per invalid row."""
     valid, problems = 0, []

@@ -26,7 +26,7 @@ from selftaught.tasks.answers import (
     to_decimal,
 )
 from selftaught.tasks.base import Example, TaskDataError
-from selftaught.tasks.data import get_text, load_split, read_rows, validate_rows
+from selftaught.tasks.data import describe_data, get_text, load_split, read_rows, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 from selftaught.tasks.stops import Stop, few_shot_stop
 
@@ -92,6 +92,7 @@ class GSM8KTask:
     """GSM8K from a JSONL/JSON/CSV file or a `datasets` id (e.g. openai/gsm8k, config "main")."""
 
     name = "gsm8k"
+    embedded_base: str | None = None  # no embedded M0 reads real GSM8K
 
     def __init__(self, data: DataConfig):
         self.data = data
@@ -142,6 +143,12 @@ class GSM8KTask:
 
     def stop(self) -> Stop:
         return few_shot_stop(self.data.stop, END_PATTERN, STOPS)
+
+    def answer_rule(self) -> str:
+        return "`#### N`, else the number after 'the answer is', else the last number; compared numerically"
+
+    def description(self) -> str:
+        return describe_data(self.name, self.data)
 
 
 def validate_gsm8k(path: str) -> dict:

@@ -27,7 +27,7 @@ from selftaught.config import ConfigError, DataConfig
 from selftaught.tasks.answers import extract_gsm8k_answer, normalize_number, numbers_equal
 from selftaught.tasks.base import Example, TaskDataError
 from selftaught.tasks.choices import extract_choice
-from selftaught.tasks.data import get_text, load_examples, read_rows, split_source, validate_rows
+from selftaught.tasks.data import describe_data, get_text, load_examples, read_rows, split_source, validate_rows
 from selftaught.tasks.fewshot import Block, few_shot_prefixes, with_question
 from selftaught.tasks.stops import Stop, few_shot_stop
 
@@ -139,6 +139,7 @@ class JsonlTask:
     """Questions and answers from any file or `datasets` id, graded by a configurable normalizer."""
 
     name = "jsonl"
+    embedded_base = None
 
     def __init__(self, data: DataConfig):
         self.data = data
@@ -228,6 +229,14 @@ class JsonlTask:
 
     def stop(self) -> Stop:
         return few_shot_stop(self.data.stop)
+
+    def answer_rule(self) -> str:
+        if self.data.answer_pattern:
+            return f"group 1 of the regex `{self.data.answer_pattern}` (normalizer: {self.data.normalizer})"
+        return f"the task's default extraction for normalizer `{self.data.normalizer}`"
+
+    def description(self) -> str:
+        return describe_data(self.name, self.data)
 
 
 def validate_jsonl(data: DataConfig, path: str) -> dict:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from selftaught.config import DataConfig
 from selftaught.tasks.answers import iter_annotations
-from selftaught.tasks.base import Example
+from selftaught.tasks.base import EMBEDDED_TEXT, Example
 from selftaught.tasks.fewshot import render_few_shot
 from selftaught.tasks.gsm8k import GSM8KTask
 
@@ -141,6 +141,7 @@ class WordProblemTask(GSM8KTask):
     """GSM8K's prompts and grading on generated problems (no files)."""
 
     name = "word_problems"
+    embedded_base = EMBEDDED_TEXT  # the small text model pretrained on generated problems
 
     def __init__(self, settings: WordProblemSettings, data: DataConfig | None = None):
         self.settings, self.data = settings, data or DataConfig()

@@ -26,9 +26,9 @@ from selftaught.models.embedded import build_char_tokenizer, build_tiny_llama
 from selftaught.models.gguf import ensure_converted, is_gguf
 from selftaught.models.positions import make_scheme
 from selftaught.tasks.arithmetic import ArithmeticTask, sample_pairs
-from selftaught.tasks.base import Example
+from selftaught.tasks.base import EMBEDDED_ARITHMETIC, EMBEDDED_TEXT, Example, embedded_base
 from selftaught.training.finite import check_loss, check_weights
-from selftaught.training.sft import encode_pairs, train_sft
+from selftaught.training.sft import SftJob, encode_pairs, train_sft
 
 CACHE_VERSION = 1  # bump when M0's recipe changes in a way the config does not show
 
@@ -70,11 +70,12 @@ def ensure_base_model(config: Config, task, reporter) -> Path | str:
         return ensure_converted(m.name_or_path, m.gguf_file, m.base.cache_dir)
     if m.name_or_path != "embedded":
         return m.name_or_path
-    if task.name == "word_problems":
+    kind = embedded_base(task)
+    if kind == EMBEDDED_TEXT:
         from selftaught.training.text_base_model import pretrain_text_model, text_base_key
 
         path, train = Path(config.model.base.cache_dir) / f"text-{text_base_key(config)}", pretrain_text_model
-    elif isinstance(task, ArithmeticTask):
+    elif kind == EMBEDDED_ARITHMETIC:
         path, train = Path(config.model.base.cache_dir) / base_key(config), _train_arithmetic_model
     else:
         raise ValueError(
@@ -123,7 +124,8 @@ def train_and_cache(
     )
     scratch = path.parent / f".trainer-{path.name}"
     with reporter.phase(label, total=c.steps) as advance:
-        train_sft(model, features, tokenizer.pad_token_id, scratch, c.steps, settings, config.seed, on_step=on_step)
+        job = SftJob(scratch, c.steps, settings, config.seed)
+        train_sft(model, features, tokenizer.pad_token_id, job, on_step=on_step)
     check_weights(model, label)  # a diverged M0 must not be cached for every later run
     atomic_save_dir(path, lambda tmp: save_model(model, tokenizer, positions, tmp))
     shutil.rmtree(scratch, ignore_errors=True)

@@ -21,7 +21,7 @@ from selftaught.config.checks import parse_report_to
 from selftaught.models import absolute_model_path, free_memory, load_model, save_model, scheme_name
 from selftaught.samples import read_records
 from selftaught.training.finite import check_weights
-from selftaught.training.sft import add_lora, encode_pairs, train_sft
+from selftaught.training.sft import SftJob, add_lora, encode_pairs, train_sft
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,12 @@ def run_job(
         lm.tokenizer, lm.scheme, pairs, t.max_length, config.model.base.max_period, config.seed, lm.add_special_tokens
     )
     per_process = replace(t, batch_size=t.batch_size // world_size())  # the global batch stays the same
+    report_to = tuple(parse_report_to(config.report_to))
+    sft_job = SftJob(job.scratch, job.steps, per_process, config.seed, report_to=report_to, logs_dir=job.logs_dir)
     gathered: dict = {}
     log = train_sft(
-        model, features, lm.tokenizer.pad_token_id, job.scratch, job.steps, per_process, config.seed,
-        on_step=on_step, report_to=parse_report_to(config.report_to), logs_dir=job.logs_dir,
-        on_trained=lambda trainer: gathered.update(_gather_sharded(trainer)),
+        model, features, lm.tokenizer.pad_token_id, sft_job,
+        on_step=on_step, on_trained=lambda trainer: gathered.update(_gather_sharded(trainer)),
     )  # fmt: skip
     if out_dir is not None and is_main_process():
         if gathered:  # FSDP / DeepSpeed: this process's model holds shards; rebuild it whole

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,13 +18,13 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from selftaught.config import TrainConfig
 from selftaught.models import native_cpu_bf16
-from selftaught.models.positions import PERIOD, DigitPositions
+from selftaught.models.positions import PERIOD, PositionScheme
 from selftaught.training.packing import IGNORE, VARLEN_KERNELS, PackCollator
 
 
 def encode_pairs(
     tokenizer,
-    scheme,
+    scheme: PositionScheme,
     pairs: list[tuple[str, str]],
     max_length: int = 2048,
     max_period: int = 0,
@@ -44,7 +45,7 @@ def encode_pairs(
         ids = (prompt + completion + [tokenizer.eos_token_id])[:max_length]
         labels = ([IGNORE] * len(prompt) + ids[len(prompt) :])[: len(ids)]
         features.append({"input_ids": ids, "labels": labels})
-    if isinstance(scheme, DigitPositions):
+    if not scheme.ordinary:  # ordinary ids are the model's own default: none stored
         # one vectorised pass over the right-padded block (padding is special: state untouched)
         width = max(len(f["input_ids"]) for f in features)
         block = torch.tensor(
@@ -54,7 +55,7 @@ def encode_pairs(
         if max_period > PERIOD:
             rng = torch.Generator().manual_seed(seed)
             period = torch.randint(PERIOD, max_period + 1, (len(features),), generator=rng)
-        positions = scheme.full(block, period)[0].tolist()
+        positions = scheme.full(block, period=period)[0].tolist()
         for feat, pos in zip(features, positions):
             feat["position_ids"] = pos[: len(feat["input_ids"])]
     return features
@@ -170,35 +171,78 @@ def use_bf16(precision: str, cuda: bool) -> bool:
     return precision == "bf16"
 
 
+@dataclass(frozen=True)
+class SftJob:
+    """What one `train_sft` call trains for, with which settings, and where its files go."""
+
+    out_dir: str | Path  # the Trainer's checkpoints; a later job with the same folder resumes from them
+    max_steps: int  # optimizer steps
+    train: TrainConfig
+    seed: int
+    report_to: tuple[str, ...] = ()  # tracker names (`parse_report_to`) that get the Trainer's logs
+    logs_dir: str | Path | None = None  # TensorBoard's logs (default: ``out_dir/logs``); outlives ``out_dir``
+
+
 def train_sft(
     model,
     features: list[dict],
     pad_id: int,
-    out_dir: str | Path,
-    max_steps: int,
-    train: TrainConfig,
-    seed: int,
+    job: SftJob,
+    *,
     on_step: Callable[[int, float | None], None] | None = None,
-    report_to: list[str] | None = None,
-    logs_dir: str | Path | None = None,
     on_trained: Callable[[Trainer], None] | None = None,
 ) -> list[dict]:
-    """Train in place for ``max_steps`` optimizer steps with ``train``'s settings; returns the loss log.
+    """Train in place for ``job.max_steps`` optimizer steps with ``job.train``'s settings; returns the loss log.
 
     ``train.precision`` picks bf16 autocast or fp32 (`use_bf16`); gradient checkpointing is used only on
-    a GPU. With
-    ``train.save_every_steps``, the Trainer checkpoints into ``out_dir`` (weights, optimizer, scheduler,
-    RNG and data order) and a later call with the same ``out_dir`` resumes from the last complete one.
-    ``report_to`` (tracker names) sends the Trainer's logs to those trackers; TensorBoard's go to
-    ``logs_dir``, which outlives the scratch ``out_dir``. ``train.packing`` packs each batch's examples
-    into rows instead of padding them (`collator_for`); the examples and the loss are the same.
-    ``on_trained(trainer)`` runs on every process after training (FSDP/DeepSpeed gather weights there).
+    a GPU. With ``train.save_every_steps``, the Trainer checkpoints into ``job.out_dir`` (weights,
+    optimizer, scheduler, RNG and data order) and a later call with the same ``out_dir`` resumes from the
+    last complete one. ``job.report_to`` (tracker names) sends the Trainer's logs to those trackers;
+    TensorBoard's go to ``job.logs_dir``, which outlives the scratch ``out_dir``. ``train.packing`` packs
+    each batch's examples into rows instead of padding them (`collator_for`); the examples and the loss
+    are the same. ``on_trained(trainer)`` runs on every process after training (FSDP/DeepSpeed gather
+    weights there).
     """
-    save_every_steps = train.save_every_steps
-    report_to = list(report_to or [])
+    trainer = _make_trainer(model, features, pad_id, job, on_step)
+    resume = last_complete_checkpoint(job.out_dir) if job.train.save_every_steps else None
+    # no KV cache while training: it is never read, and with one transformers skips the packed-sequence
+    # detection that keeps a flattened row's examples apart (tests/training/test_packing.py)
+    use_cache, model.config.use_cache = model.config.use_cache, False
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        model.config.use_cache = use_cache
+    if on_trained:
+        on_trained(trainer)
+    model.eval()
+    return [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+def _make_trainer(model, features: list[dict], pad_id: int, job: SftJob, on_step) -> Trainer:
+    """A quiet Trainer for ``job`` (no printed logs or progress bars) reporting each step to ``on_step``."""
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
-    args = TrainingArguments(
-        output_dir=str(out_dir),
+    args = _training_arguments(job, cuda)
+    callbacks = [_Progress(on_step)] if on_step else []
+    if "tensorboard" in job.report_to:
+        callbacks.append(_tensorboard_callback(job.logs_dir or Path(job.out_dir) / "logs"))
+    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        data_collator=collator_for(model, features, pad_id, job.train.packing),
+        callbacks=callbacks,
+    )
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    return trainer
+
+
+def _training_arguments(job: SftJob, cuda: bool) -> TrainingArguments:
+    """The Trainer's settings for ``job``: cosine schedule with warmup, random batches, no tqdm."""
+    train, max_steps = job.train, job.max_steps
+    return TrainingArguments(
+        output_dir=str(job.out_dir),
         max_steps=max_steps,
         per_device_train_batch_size=train.batch_size,
         learning_rate=train.learning_rate,
@@ -207,12 +251,12 @@ def train_sft(
         weight_decay=train.weight_decay,
         logging_steps=max(1, max_steps // 20),
         logging_nan_inf_filter=False,  # a NaN loss must reach on_step (the loop stops the run), not be hidden
-        save_strategy="steps" if save_every_steps else "no",
-        save_steps=save_every_steps or 500,
+        save_strategy="steps" if train.save_every_steps else "no",
+        save_steps=train.save_every_steps or 500,
         save_total_limit=2,  # the previous checkpoint survives a kill during the next save
-        report_to=[name for name in report_to if name != "tensorboard"],  # tensorboard: own callback below
-        seed=seed,
-        data_seed=seed,
+        report_to=[name for name in job.report_to if name != "tensorboard"],  # tensorboard: own callback
+        seed=job.seed,
+        data_seed=job.seed,
         use_cpu=not cuda,
         bf16=use_bf16(train.precision, cuda),
         gradient_accumulation_steps=train.gradient_accumulation_steps,
@@ -226,27 +270,3 @@ def train_sft(
         # dense models give every trainable weight a gradient each step; skips a graph walk per step (MoE: set True)
         ddp_find_unused_parameters=False,
     )
-    callbacks = [_Progress(on_step)] if on_step else []
-    if "tensorboard" in report_to:
-        callbacks.append(_tensorboard_callback(logs_dir or Path(out_dir) / "logs"))
-    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=features,
-        data_collator=collator_for(model, features, pad_id, train.packing),
-        callbacks=callbacks,
-    )
-    for noisy in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(noisy)
-    # no KV cache while training: it is never read, and with one transformers skips the packed-sequence
-    # detection that keeps a flattened row's examples apart (tests/test_packing.py)
-    use_cache, model.config.use_cache = model.config.use_cache, False
-    try:
-        trainer.train(resume_from_checkpoint=last_complete_checkpoint(out_dir) if save_every_steps else None)
-    finally:
-        model.config.use_cache = use_cache
-    if on_trained:
-        on_trained(trainer)
-    model.eval()
-    return [entry for entry in trainer.state.log_history if "loss" in entry]

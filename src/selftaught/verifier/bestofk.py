@@ -9,11 +9,12 @@ from pathlib import Path
 
 from selftaught import star
 from selftaught.config import Config
+from selftaught.rundir import RunDir, StepDir
 from selftaught.samples import Sample
 from selftaught.tasks import Example, make_task
 from selftaught.tasks.stops import NO_STOP
 from selftaught.verifier.estimate import majority_at_k, pass_at_k, verifier_at_k
-from selftaught.verifier.score import Scorer, VerifierError
+from selftaught.verifier.score import INFO_FILE, Scorer, VerifierError
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def best_of_k_metrics(questions: list[ScoredQuestion], ks: list[int]) -> dict:
 def sample_and_grade(config: Config, model_path: str, examples: list[Example], n: int, temperature: float, few_shot):
     """n graded samples per example from the generator (then unloaded), and the seconds sampling took."""
     from selftaught.generation import make_generator
+    from selftaught.generation.sampling import Sampling
     from selftaught.models import free_memory
 
     task = make_task(config)
@@ -65,8 +67,9 @@ def sample_and_grade(config: Config, model_path: str, examples: list[Example], n
     prompts = [task.prompt(ex, few_shot=few_shot) for ex in examples]
     budgets = [task.max_new_tokens(ex) for ex in examples]
     stop = task.stop() if config.generation.stop_at_answer else NO_STOP
+    sampling = Sampling.from_config(config.generation, config.seed, stop, num_samples=n, temperature=temperature)
     start = time.perf_counter()
-    texts = generator.complete(prompts, budgets, n, temperature, config.generation.top_p, config.seed, stop=stop)
+    texts = generator.complete(prompts, budgets, sampling)
     seconds = time.perf_counter() - start
     del generator
     free_memory()
@@ -130,12 +133,12 @@ def resolve_verifier(path: str | Path) -> Path:
     """A verifier checkpoint from what the user named: the folder itself, or a run directory (its
     ``verifier/checkpoint``); anything else is a `VerifierError` naming the path."""
     path = Path(path)
-    for candidate in (path, path / "verifier" / "checkpoint", path / "checkpoint"):
-        if (candidate / "verifier.json").is_file():
+    for candidate in (path, RunDir(path).verifier.checkpoint, StepDir(path).checkpoint):
+        if (candidate / INFO_FILE).is_file():
             return candidate
     if not path.exists():
         raise VerifierError(f"--verifier {path} does not exist")
     raise VerifierError(
-        f"--verifier {path}: no verifier.json there (nor in {path}/verifier/checkpoint); "
+        f"--verifier {path}: no {INFO_FILE} there (nor in {RunDir(path).verifier.checkpoint}); "
         "train one with `selftaught verifier train RUN`"
     )

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from selftaught.models import LoadedModel, free_memory, load_model
-from selftaught.models.positions import DigitPositions
 
 INFO_FILE = "verifier.json"
 
@@ -74,7 +73,7 @@ def padded_batch(rows: list[list[int]], pad_id: int, scheme) -> dict:
     ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
     mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
     batch = {"input_ids": ids, "attention_mask": mask}
-    if isinstance(scheme, DigitPositions):
+    if not scheme.ordinary:
         batch["position_ids"] = scheme.full(ids)[0]  # padding is special: it leaves the scheme's state alone
     return batch
 

@@ -23,7 +23,7 @@ from selftaught.common import atomic
 from selftaught.common.ui import SILENT, Reporter
 from selftaught.config import Config
 from selftaught.models import absolute_model_path, free_memory, load_model
-from selftaught.models.positions import DigitPositions
+from selftaught.rundir import StepDir
 from selftaught.samples import read_samples
 from selftaught.tasks import Example, Task, make_task
 from selftaught.training.finite import check_loss, check_weights
@@ -34,7 +34,7 @@ from selftaught.verifier.score import VerifierError, VerifierInfo, encode_respon
 
 def pairs_from_run(root: Path, iterations: list[int]) -> list[Pair]:
     """Pairs of the given iterations' samples, accumulated over them as V-STaR does."""
-    return build_pairs({n: read_samples(rundir.RunDir(root).iteration(n) / "generated.jsonl") for n in iterations})
+    return build_pairs({n: read_samples(rundir.RunDir(root).iteration(n).generated) for n in iterations})
 
 
 def iterations_to_use(root: Path, wanted: int) -> list[int]:
@@ -76,7 +76,7 @@ class PositionCollator:
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.base(examples)
-        if isinstance(self.scheme, DigitPositions):
+        if not self.scheme.ordinary:
             batch["position_ids"] = padded_batch(batch["input_ids"].tolist(), self.pad_id, self.scheme)["position_ids"]
         return batch
 
@@ -198,9 +198,9 @@ def _settings(config: Config, iterations: list[int], init_path: str) -> dict:
     return {"verifier": config.to_dict()["verifier"], "iterations": iterations, "init": init_path}
 
 
-def _settle(folder: Path, settings: dict, reporter: Reporter) -> None:
+def _settle(folder: StepDir, settings: dict, reporter: Reporter) -> None:
     """Record the settings; a folder holding work made with other settings is finished (refused) or cleared."""
-    path = folder / "settings.json"
+    path = folder.settings
     if path.is_file() and rundir.read_json(path, dict) != settings:
         if rundir.RunDir(folder).is_done(folder, "train"):
             raise VerifierError(
@@ -208,9 +208,9 @@ def _settle(folder: Path, settings: dict, reporter: Reporter) -> None:
                 "choose another folder (--out) or delete it"
             )
         reporter.log(f"{folder}: unfinished verifier work made with other settings; starting over")
-        for name in ("pairs.jsonl", "phases.json"):
-            (folder / name).unlink(missing_ok=True)
-        rundir.remove_scratch(folder, folder / ".trainer")
+        for stale in (folder.pairs, folder.phases_file):
+            stale.unlink(missing_ok=True)
+        rundir.remove_scratch(folder, rundir.RunDir(folder).scratch(folder, "train"))
     atomic.atomic_write_json(path, settings)
 
 
@@ -224,33 +224,33 @@ def train_verifier(
     """Train (or finish training) the verifier of the run in ``root`` into ``folder`` (``root/verifier``);
     returns its metrics. The caller holds the run's lock."""
     root = Path(root)
-    folder = Path(folder) if folder is not None else root / "verifier"
+    folder = StepDir(folder) if folder is not None else rundir.RunDir(root).verifier
     used = iterations_to_use(root, config.verifier.iterations)
     init_path = init_model(root, config, used)
     _settle(folder, _settings(config, used, init_path), reporter)
     work = rundir.RunDir(folder)
-    work.phase(folder, "pairs", lambda: write_pairs(folder / "pairs.jsonl", pairs_from_run(root, used)))
-    pairs = read_pairs(folder / "pairs.jsonl")
+    work.phase(folder, "pairs", lambda: write_pairs(folder.pairs, pairs_from_run(root, used)))
+    pairs = read_pairs(folder.pairs)
     if not pairs:
         raise VerifierError(
-            f"{folder / 'pairs.jsonl'}: no (right, wrong) pair in iterations {used}: no question had both a right "
+            f"{folder.pairs}: no (right, wrong) pair in iterations {used}: no question had both a right "
             "and a wrong sample; sample more per question (generation.num_samples) or at a higher temperature"
         )
     task = make_task(config)
     by_id = {ex.id: ex for ex in (examples if examples is not None else task.load("train"))}
     work.phase(folder, "train", lambda: _train_phase(config, task, by_id, pairs, folder, init_path, reporter))
     metrics = {**pair_counts(pairs), "iterations": used, "init": init_path, "seconds": work.phases(folder)}
-    metrics["last_log"] = (rundir.read_jsonl(folder / "train_log.jsonl") or [{}])[-1]
-    atomic.atomic_write_json(folder / "metrics.json", metrics)
+    metrics["last_log"] = (rundir.read_jsonl(folder.train_log) or [{}])[-1]
+    atomic.atomic_write_json(folder.metrics_file, metrics)  # the verifier's own metrics, not an evaluation
     return metrics
 
 
-def _train_phase(config: Config, task: Task, by_id: dict, pairs: list[Pair], folder: Path, init_path: str, reporter):
+def _train_phase(config: Config, task: Task, by_id: dict, pairs: list[Pair], folder: StepDir, init_path: str, reporter):
     from selftaught.verifier.card import write_verifier_card
 
     missing = sorted({p.id for p in pairs} - set(by_id))
     if missing:
-        raise VerifierError(f"{folder / 'pairs.jsonl'}: question {missing[0]} is not in the task's training split")
+        raise VerifierError(f"{folder.pairs}: question {missing[0]} is not in the task's training split")
     label, steps = "verifier: train", config.verifier.steps
     with reporter.phase(label, total=steps) as advance:
 
@@ -260,10 +260,10 @@ def _train_phase(config: Config, task: Task, by_id: dict, pairs: list[Pair], fol
 
         def write(tmp: Path) -> None:
             rows_of = lambda lm: preference_rows(lm, task, by_id, pairs, config)  # noqa: E731
-            log = run_dpo(config, init_path, rows_of, folder / ".trainer", tmp, on_step)
-            atomic.atomic_write_jsonl(folder / "train_log.jsonl", log)
+            log = run_dpo(config, init_path, rows_of, rundir.RunDir(folder).scratch(folder, "train"), tmp, on_step)
+            atomic.atomic_write_jsonl(folder.train_log, log)
             info = VerifierInfo(init_path, config.verifier.beta, config.loop.few_shot_in_training, config.task.name)
             info.save(tmp)
             write_verifier_card(tmp, config, info, pair_counts(pairs), log)
 
-        atomic.atomic_save_dir(folder / "checkpoint", write)
+        atomic.atomic_save_dir(folder.checkpoint, write)
