@@ -33,61 +33,31 @@ from selftaught.rundir.metrics import IterationMetrics, Summary
 REWRITE = "resume the run (selftaught run --resume DIR) to rewrite it"
 
 
+class _File:
+    """A named file or folder of a `RunDir` or `StepDir`: ``step.metrics_file`` is ``step / "metrics.json"``."""
+
+    def __init__(self, name: str, doc: str):
+        self.name, self.__doc__ = name, doc
+
+    def __get__(self, step, owner=None) -> Path:
+        return self if step is None else step / self.name
+
+
 class StepDir(type(Path())):
     """A folder of the run that records its phases (``base``, ``iter_NNN``, ``verifier``): a `Path`
     whose files have names. Code outside this package asks for ``step.metrics_file``, never for a name."""
 
-    @property
-    def generated(self) -> Path:
-        """Every sample of the generate and rationalize phases (JSONL, `samples.Sample` rows)."""
-        return self / "generated.jsonl"
-
-    @property
-    def train_data(self) -> Path:
-        """What the iteration trained on (JSONL, `samples.Record` rows, never hinted)."""
-        return self / "train.jsonl"
-
-    @property
-    def eval_samples(self) -> Path:
-        """The evaluation's graded samples (JSONL)."""
-        return self / "eval.jsonl"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self / "metrics.json"
-
-    @property
-    def phases_file(self) -> Path:
-        return self / "phases.json"
-
-    @property
-    def memory_file(self) -> Path:
-        return self / "memory.json"
-
-    @property
-    def checkpoint(self) -> Path:
-        """The fine-tuned model of this step (HF format, or a LoRA adapter)."""
-        return self / "checkpoint"
-
-    @property
-    def train_log(self) -> Path:
-        """The Trainer's log rows (loss, learning rate) of the train phase (JSONL)."""
-        return self / "train_log.jsonl"
-
-    @property
-    def logs(self) -> Path:
-        """TensorBoard's folder for the Trainer's logs."""
-        return self / "logs"
-
-    @property
-    def pairs(self) -> Path:
-        """The verifier's (right, wrong) pairs (JSONL; verifier step only)."""
-        return self / "pairs.jsonl"
-
-    @property
-    def settings(self) -> Path:
-        """The settings a finished step was made with, checked on resume (verifier step only)."""
-        return self / "settings.json"
+    generated = _File("generated.jsonl", "every sample of generate and rationalize (`samples.Sample` rows)")
+    train_data = _File("train.jsonl", "what the iteration trained on (`samples.Record` rows, never hinted)")
+    eval_samples = _File("eval.jsonl", "the evaluation's graded samples")
+    metrics_file = _File("metrics.json", "the step's evaluation (`IterationMetrics`)")
+    phases_file = _File("phases.json", "seconds of each finished phase")
+    memory_file = _File("memory.json", "peak resident MiB of each phase")
+    checkpoint = _File("checkpoint", "the fine-tuned model of this step (HF format, or a LoRA adapter)")
+    train_log = _File("train_log.jsonl", "the Trainer's log rows (loss, learning rate)")
+    logs = _File("logs", "TensorBoard's folder for the Trainer's logs")
+    pairs = _File("pairs.jsonl", "the verifier's (right, wrong) pairs (verifier step only)")
+    settings = _File("settings.json", "what a finished verifier was made with, checked on resume")
 
 
 class RunDir:
@@ -99,32 +69,15 @@ class RunDir:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    @property
-    def config(self) -> Path:
-        """The resolved config with its digest (see `saved_config`)."""
-        return self.root / self.CONFIG
+    config = _File(CONFIG, "the resolved config with its digest (see `saved_config`)")
+    lock = _File(LOCK, "the live process's flock (see `lock`)")
+    summary = _File("summary.json", "one row per finished iteration, and the base model's (`Summary`)")
+    accuracy_plot = _File("accuracy.png", "accuracy per bucket across iterations")
+    html_report = _File("report.html", "`selftaught report`'s page: tables, plots, sample rationales")
+    logs = _File("logs", "TensorBoard's folder for STaR's per-iteration metrics")
 
-    @property
-    def lock(self) -> Path:
-        return self.root / self.LOCK
-
-    @property
-    def summary(self) -> Path:
-        """One row per finished iteration, and the base model's."""
-        return self.root / "summary.json"
-
-    @property
-    def accuracy_plot(self) -> Path:
-        return self.root / "accuracy.png"
-
-    @property
-    def html_report(self) -> Path:
-        return self.root / "report.html"
-
-    @property
-    def logs(self) -> Path:
-        """TensorBoard's folder for STaR's per-iteration metrics."""
-        return self.root / "logs"
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
 
     def iteration(self, n: int) -> StepDir:
         return StepDir(self.root / f"iter_{n:03d}")
