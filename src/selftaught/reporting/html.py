@@ -15,7 +15,7 @@ from pathlib import Path
 
 from selftaught import star
 from selftaught.common.atomic import atomic_write_text
-from selftaught.config import ConfigError
+from selftaught.config import Config, ConfigError
 from selftaught.reporting.table import accuracy_png
 from selftaught.rundir import RunDir, StepDir, Summary, read_saved_config
 from selftaught.samples import Sample, read_samples
@@ -148,12 +148,13 @@ def _sample_html(kind: str, row: Sample, examples: dict) -> str:
     )
 
 
-def _train_examples(run_dir: Path) -> dict:
+def _train_examples(config: Config | None) -> dict:
     """Training questions by id, rebuilt from the saved config; {} when the data is not reachable."""
+    if config is None:
+        return {}
     try:
         from selftaught.tasks import make_task
 
-        config = read_saved_config(run_dir)
         return {ex.id: ex for ex in make_task(config).load("train")}
     except Exception:  # a report must not fail because the data moved: samples then show ids only
         return {}
@@ -175,8 +176,9 @@ def write_html_report(run_dir: str | Path) -> Path:
     """Write the run's HTML report and return its path."""
     run = RunDir(run_dir)
     summary = run.read_summary()
-    filter_mode = _filter_mode(run)
-    examples = _train_examples(run_dir)
+    config = _saved_config(run)
+    filter_mode = config.loop.filter if config is not None else Config().loop.filter
+    examples = _train_examples(config)
     by_bucket = _png_uri(accuracy_png(summary))  # drawn in memory: report() owns accuracy.png
     versions = ", ".join(f"{k} {v}" for k, v in (summary.versions or {}).items())
     iterations = [_iteration_html(run.iteration(r.iteration), filter_mode, examples) for r in summary.rows()]
@@ -199,9 +201,9 @@ def write_html_report(run_dir: str | Path) -> Path:
     return run.html_report
 
 
-def _filter_mode(run: RunDir) -> str:
-    """The run's ``loop.filter`` (the default if its config cannot be read: the report still shows)."""
+def _saved_config(run: RunDir) -> Config | None:
+    """The run's config, read once; None if it cannot be read (the report still shows, with defaults)."""
     try:
-        return read_saved_config(run.root).loop.filter
+        return read_saved_config(run.root)
     except ConfigError:
-        return "answer+rationale"
+        return None

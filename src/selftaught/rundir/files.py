@@ -9,7 +9,6 @@ reported as one `RunDirError` naming it, never as a traceback.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -79,18 +78,6 @@ def read_jsonl(path: str | Path, keys: tuple[str, ...] = ()) -> list[dict]:
     return rows
 
 
-def _numbers_by_phase(path: Path, unit: str) -> dict:
-    """A ``{phase: number}`` file, checked; {} when absent. A non-number is damage, named with its unit."""
-    if not path.is_file():
-        return {}
-    values = read_json(path, dict)
-    for name, value in values.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise damaged(path, f"phase {name!r} has no number of {unit}")
-    return values
-
-
-# --------------------------------------------------------------------------------- links and scratch
 def refuse_symlinks(root: str | Path, below: str | Path | None = None) -> None:
     """Raise `RunDirError` if anything inside ``root`` (or on the way to ``below``, and under it) is a link.
 

@@ -26,11 +26,25 @@ from pathlib import Path
 
 from selftaught.common.atomic import atomic_write_json
 from selftaught.common.memory import peak_rss_mib, reset_peak_rss
-from selftaught.rundir.files import _numbers_by_phase, read_json, refuse_symlinks, remove_scratch
+from selftaught.rundir.files import damaged, read_json, refuse_symlinks, remove_scratch
 from selftaught.rundir.lock import LOCK_FILE
-from selftaught.rundir.metrics import IterationMetrics, Summary
+from selftaught.rundir.metrics import IterationMetrics, Summary, finite_number
 
 REWRITE = "resume the run (selftaught run --resume DIR) to rewrite it"
+
+
+def _numbers_by_phase(path: Path, unit: str) -> dict:
+    """A ``{phase: number}`` file, checked; {} when absent. A non-number is damage, named with its unit."""
+    if not path.is_file():
+        return {}
+    values = read_json(path, dict)
+    for name, value in values.items():
+        if not finite_number(value):
+            raise damaged(path, f"phase {name!r} has no number of {unit}")
+    return values
+
+
+# --------------------------------------------------------------------------------- links and scratch
 
 
 class _File:

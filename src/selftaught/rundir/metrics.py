@@ -29,7 +29,7 @@ def _fraction(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 
-def _number(value) -> bool:
+def finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -67,7 +67,7 @@ class IterationMetrics:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         for name in ("seconds", "peak_rss_mib"):
             values = row.get(name)
-            if values is not None and not (isinstance(values, dict) and all(map(_number, values.values()))):
+            if values is not None and not (isinstance(values, dict) and all(map(finite_number, values.values()))):
                 raise damaged(where, f"{name} is not a number per phase", fix)
         values = {k: v for k, v in row.items() if k in known}
         return cls(**values, extra={k: v for k, v in row.items() if k not in known})

@@ -24,7 +24,6 @@ from selftaught.rundir.files import RunDirError, refuse_symlinks, sweep_temp
 from selftaught.rundir.layout import RunDir
 from selftaught.rundir.lock import RunLock
 
-CONFIG_FILE = RunDir.CONFIG
 DIGEST_PREFIX = "# sha256: "
 HEADER = (
     "# selftaught run config: written when the run started and checked on --resume; do not edit.\n"
@@ -61,7 +60,7 @@ def config_digest(data: dict) -> str:
 
 def save_config(root: str | Path, data: dict) -> None:
     text = HEADER + f"{DIGEST_PREFIX}{config_digest(data)}\n" + yaml.safe_dump(data, sort_keys=False)
-    atomic_write_text(Path(root) / CONFIG_FILE, text)
+    atomic_write_text(RunDir(root).config, text)
 
 
 def _recorded_digest(path: Path) -> str | None:
@@ -98,7 +97,7 @@ def _added_later(key: str) -> bool:
 
 def load_saved_config(root: str | Path) -> dict:
     """The saved config of the run in ``root``, as a dict, after every check; `ConfigError` names the file."""
-    path = Path(root) / CONFIG_FILE
+    path = RunDir(root).config
     label = printable(str(path))
     if not path.is_file():
         raise ConfigError(f"cannot resume: {label} does not exist")
@@ -189,13 +188,13 @@ def check_fresh(root: str | Path) -> None:
         return
     if not root.is_dir():
         raise ConfigError(f"output directory {shown_root} is not writable: it is a file")
-    if (root / CONFIG_FILE).exists():
+    if RunDir(root).config.exists():
         raise ConfigError(f"{shown_root} already holds a run; use --resume {shown_root} or another --out")
     foreign = []
     with os.scandir(root) as entries:
         for entry in entries:
             leftover = entry.name in STARTUP_LEFTOVERS or (
-                entry.name.startswith(f".{CONFIG_FILE}.") and entry.name.endswith(".tmp")
+                entry.name.startswith(f".{RunDir.CONFIG}.") and entry.name.endswith(".tmp")
             )
             if not leftover:
                 foreign.append(printable(entry.name))
@@ -210,7 +209,7 @@ def check_fresh(root: str | Path) -> None:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
+    return RunDir(path).config.is_file()
 
 
 __all__ = [
