@@ -25,6 +25,7 @@ class SamplingParams:
 class CompletionOutput:
     text: str
     token_ids: list[int] = field(default_factory=list)
+    finish_reason: str = "stop"  # "length" when max_tokens ended it, as vLLM reports
 
 
 @dataclass
@@ -54,7 +55,8 @@ class LLM:
             hits = [text.find(s) for s in params.stop or [] if s in text]
             if hits:
                 return CompletionOutput(text[: min(hits)], new[:k])
-        return CompletionOutput(self.tokenizer.decode(new, skip_special_tokens=True), new)
+        reason = "length" if len(new) >= params.max_tokens else "stop"  # EOS (dropped from new) ends it early
+        return CompletionOutput(self.tokenizer.decode(new, skip_special_tokens=True), new, reason)
 
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append(list(params))

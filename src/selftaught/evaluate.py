@@ -36,7 +36,7 @@ def score_samples(task: Task, examples: list[Example], samples: list[list[str]])
     """maj@k and pass@k over k sampled completions per example (k = len of each list)."""
     maj_hits = pass_hits = 0
     for example, texts in zip(examples, samples):
-        answers = [task.extract_answer(t, example) for t in texts]
+        answers = [star.extract(task, example, t) for t in texts]  # a `Completion` the budget cut: see extract
         maj_hits += task.check(majority(answers), example)
         pass_hits += any(task.check(a, example) for a in answers)
     n = max(len(examples), 1)

@@ -2,7 +2,9 @@
 
 Before a long run, users check the grader on their own model's outputs: rows in the task's data
 format plus a completion field; every row is graded exactly as the loop grades a generated sample
-(the same cut where a completion ends, the same answer extraction, check and step check).
+(the same cut where a completion ends, the same answer extraction, check and step check). A row may say
+``"truncated": true`` when the generation budget cut its completion (vLLM's ``finish_reason == "length"``):
+then no answer is read from the number it ends with, as in the loop; rows without the field are not cut.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from selftaught import star
 from selftaught.config import Config, ConfigError
+from selftaught.samples import Completion
 from selftaught.tasks import make_task
 from selftaught.tasks.base import TaskDataError
 from selftaught.tasks.data import read_rows
@@ -30,8 +33,9 @@ class GradeCounts:
         return {"rows": self.rows, "correct": self.correct, "verified": self.verified, "no_answer": self.no_answer}
 
 
-def read_completions(path: str, field: str) -> list[str]:
-    """The ``field`` of every row, in order; `TaskDataError` naming file, line and field."""
+def read_completions(path: str, field: str) -> list[Completion]:
+    """The ``field`` of every row, in order, with its optional ``truncated`` flag; `TaskDataError` naming
+    file, line and field."""
     completions = []
     for row in read_rows(path, "test"):
         if row.error:
@@ -41,7 +45,10 @@ def read_completions(path: str, field: str) -> list[str]:
         value = row.data[field]
         if not isinstance(value, str):
             raise TaskDataError(f"{row.location}: field '{field}' must be text, got {type(value).__name__}")
-        completions.append(value)
+        truncated = row.data.get("truncated", False)
+        if not isinstance(truncated, bool):
+            raise TaskDataError(f"{row.location}: field 'truncated' must be true or false, got {truncated!r:.40}")
+        completions.append(Completion(value, truncated))
     return completions
 
 
@@ -57,7 +64,8 @@ def grade_file(config: Config, path: str, completion_field: str = "completion", 
     stop = NO_STOP if raw else task.stop()
     rows = []
     for example, completion in zip(examples, completions, strict=True):
-        graded = star.grade(task, example, stop.cut(completion), hinted=False)
+        cut = completion.truncated and stop.find_end(completion) is None  # as generation sees it: a stop ended it
+        graded = star.grade(task, example, Completion(stop.cut(completion), cut), hinted=False)
         rows.append({"id": example.id, "gold": example.answer, **{key: getattr(graded, key) for key in GRADED_FIELDS}})
     counts = GradeCounts(
         rows=len(rows),

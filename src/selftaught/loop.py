@@ -4,7 +4,8 @@ For n = 1..N, with M_{n-1} the previous iteration's model (M0 for n = 1):
   1. generate  a rationale for every training question with M_{n-1};
   2. filter    keep the samples whose answer is right (and whose steps verify, if asked);
   3. rationalize  retry the rest with the answer as a hint; keep what now reaches it, stored unhinted;
-  4. train     fine-tune the ORIGINAL M0 (paper) or M_{n-1} on the kept set, steps growing x1.2;
+  4. train     fine-tune the ORIGINAL M0 (paper) or M_{n-1} on the kept set, steps growing x1.2
+               (train.objective=rpo: DPO of the kept over the wrong samples of the same question, plus NLL);
   5. evaluate  greedy accuracy on the held-out test set, per bucket.
 Each phase records completion in the run directory, so ``resume`` redoes only unfinished work.
 """
@@ -29,7 +30,7 @@ from selftaught.models.gguf import gguf_origin
 from selftaught.reporting.tracking import Tracker
 from selftaught.rundir import IterationMetrics, Summary, prepare_run_dir, release_run_dir
 from selftaught.rundir.layout import StepDir
-from selftaught.samples import Record, Sample, read_samples, write_rows
+from selftaught.samples import Record, Sample, read_pairs, read_samples, write_rows
 from selftaught.tasks import Example, Task, make_task
 from selftaught.tasks.stops import NO_STOP
 from selftaught.training import ranks
@@ -37,6 +38,8 @@ from selftaught.training.base_model import ensure_base_model
 from selftaught.training.finite import NonFiniteError, check_loss
 from selftaught.training.launch import train_in_processes
 from selftaught.training.phase import TrainJob, run_job
+from selftaught.training.rpo import nll_only
+from selftaught.verifier.pairs import rpo_pairs
 
 
 class StarError(RuntimeError):
@@ -124,7 +127,7 @@ class Engine:
         self._match_trainer_layout(scratch)
         job = TrainJob(
             str(init_path), str(folder.train_data), steps, str(scratch), str(folder.logs), label,
-            self.config.to_dict(),
+            self.config.to_dict(), str(folder.pairs), str(self.base_path),  # rpo: its pairs; reference M0
         )  # fmt: skip
         with self.reporter.phase(label, total=steps) as advance:
 
@@ -220,7 +223,7 @@ class Iteration:
         return read_samples(self.generated)
 
     def train(self, rows: list[Sample]) -> None:
-        """4. Fine-tune M0 (paper) or M_{n-1} on the kept samples, stored with unhinted prompts."""
+        """4. Fine-tune M0 (paper) or M_{n-1} on the kept samples, unhinted (rpo: over wrong ones, `training.rpo`)."""
         cfg, engine = self.config, self.engine
         few_shot = cfg.loop.few_shot_in_training
         if cfg.loop.mode == "star":
@@ -229,6 +232,8 @@ class Iteration:
             self.records = star.direct_records(engine.task, engine.train_set, few_shot)
         if not self.folder.train_data.is_file():
             write_rows(self.folder.train_data, self.records)
+        if cfg.train.objective == "rpo" and not self.folder.pairs.is_file():  # chosen: the records; rejected: wrong
+            write_rows(self.folder.pairs, rpo_pairs(self.records, rows, cfg.loop.filter, self.n))
         if not self.records:
             raise NothingToTrain(
                 f"iteration {self.n}: no rationale reached the right answer, so there is nothing to train on; "
@@ -266,6 +271,10 @@ class Iteration:
         metrics.num_kept_unverified = sum(r.correct and not r.verified for r in rows)
         metrics.num_rejected = sum(not star.is_kept(r, self.config.loop.filter) for r in rows)
         metrics.train_steps = self.config.train.steps_for(self.n)
+        if self.config.train.objective == "rpo":  # an SFT iteration's metrics stay as they always were
+            pairs = read_pairs(self.folder.pairs)
+            metrics.train_objective, metrics.num_pairs = "rpo", len(pairs)
+            metrics.num_nll_only = len(nll_only(self.records, pairs))
         metrics.distributed = dict(self.engine.used)
 
 

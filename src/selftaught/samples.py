@@ -1,7 +1,10 @@
-"""The two row types of a run: graded samples (generated.jsonl, eval.jsonl) and training records (train.jsonl).
+"""The row types of a run: graded samples (generated.jsonl, eval.jsonl), training records (train.jsonl) and
+preference pairs (pairs.jsonl: the verifier's, or a ``train.objective=rpo`` iteration's); and the
+`Completion` a generator hands to grading.
 
 Small frozen classes rather than string-keyed dicts, so a misspelt field fails where it is written, not
-three modules later; ``to_json`` / ``from_json`` keep the files' format exactly as before.
+three modules later; ``to_json`` / ``from_json`` keep the files' format exactly as before (a sample's
+``truncated`` came later: rows written without it read as not cut by the budget).
 
 >>> s = Sample("q1", False, 0, "3+4=7", "7", True, True, None)
 >>> Sample.from_json(s.to_json()) == s
@@ -21,6 +24,30 @@ from selftaught.common import atomic
 SOURCES = ("generated", "rationalized", "direct")
 
 
+class Completion(str):
+    """A generated text that also says whether the generation budget cut it (``truncated``): the model
+    neither ended it (EOS, end of turn) nor reached the task's stop. A cut text may end mid-number
+    ("#### 12" of 125), so grading reads no answer from its last number. It is a `str`, so code that
+    only wants the text needs nothing else; a plain `str` counts as not cut.
+
+    >>> text = Completion("so 9 * 2 = 1", truncated=True)
+    >>> text == "so 9 * 2 = 1", text.truncated, is_truncated(text), is_truncated("so 9 * 2 = 1")
+    (True, True, True, False)
+    """
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool = False) -> Completion:
+        made = super().__new__(cls, text)
+        made.truncated = bool(truncated)
+        return made
+
+
+def is_truncated(text: str) -> bool:
+    """Whether the budget cut ``text``: a `Completion`'s flag; False for a plain `str`."""
+    return bool(getattr(text, "truncated", False))
+
+
 @dataclass(frozen=True)
 class Sample:
     """One graded completion of one question."""
@@ -33,13 +60,14 @@ class Sample:
     correct: bool  # the answer equals the ground truth
     verified: bool  # correct, and ``task.verify_rationale`` found no faulty step
     problem: str | None  # the faulty step verify_rationale found, if any
+    truncated: bool = False  # the generation budget cut the completion (files written before lack it)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, row: dict) -> Sample:
-        return cls(**{name: row[name] for name in SAMPLE_KEYS})
+        return cls(**{name: row[name] for name in SAMPLE_KEYS}, truncated=row.get("truncated") is True)
 
 
 @dataclass(frozen=True)
@@ -59,8 +87,27 @@ class Record:
         return cls(**{name: row[name] for name in RECORD_KEYS})
 
 
-SAMPLE_KEYS = tuple(f.name for f in fields(Sample))
+@dataclass(frozen=True)
+class Pair:
+    """One preference pair: two completions of question ``id``, the first right, the second wrong (which
+    is which is the rule of the code that builds them: `verifier.pairs`)."""
+
+    id: str
+    chosen: str  # a right solution (answer right; for the verifier, every step check passed too)
+    rejected: str  # a wrong one (wrong or no answer, or a failed step check)
+    iteration: int  # the first iteration whose samples gave this pair
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict) -> Pair:
+        return cls(**{name: row[name] for name in PAIR_KEYS})
+
+
+SAMPLE_KEYS = tuple(f.name for f in fields(Sample) if f.name != "truncated")  # the keys every row holds
 RECORD_KEYS = tuple(f.name for f in fields(Record))
+PAIR_KEYS = tuple(f.name for f in fields(Pair))
 
 
 def read_samples(path: str | Path) -> list[Sample]:
@@ -72,6 +119,10 @@ def read_records(path: str | Path) -> list[Record]:
     return [Record.from_json(row) for row in rundir.read_jsonl(path, RECORD_KEYS)]
 
 
-def write_rows(path: str | Path, rows: list[Sample] | list[Record]) -> None:
-    """Atomically write samples or records as JSON lines."""
+def read_pairs(path: str | Path) -> list[Pair]:
+    return [Pair.from_json(row) for row in rundir.read_jsonl(path, PAIR_KEYS)]
+
+
+def write_rows(path: str | Path, rows: list[Sample] | list[Record] | list[Pair]) -> None:
+    """Atomically write samples, records or pairs as JSON lines."""
     atomic.atomic_write_jsonl(path, [row.to_json() for row in rows])

@@ -6,23 +6,53 @@ No model here, so each rule of the paper is testable on hand-written rows:
   when ``task.verify_rationale`` finds no faulty step);
 * questions with no kept plain sample are retried with the hint (rationalization);
 * training examples always use the *unhinted* prompt: a rationalized completion is stored as if the
-  model had produced it without seeing the answer.
+  model had produced it without seeing the answer;
+* a completion the generation budget cut (`Completion.truncated`) gives no answer read from the number
+  it ends with, which may be the start of a longer one.
 """
 
 from __future__ import annotations
 
-from selftaught.samples import Record, Sample
+import re
+
+from selftaught.samples import Record, Sample, is_truncated
 from selftaught.tasks.base import Example, Task
 
 FILTERS = ("answer", "answer+rationale")
+_CUT_NUMBER_RE = re.compile(r"\d[.,/]?\Z")  # a text ending where a number may go on: "12", "12.", "1/"
+
+
+def extract(task: Task, example: Example, completion: str) -> str | None:
+    """The answer ``task`` reads from ``completion``; None when the budget cut it (`is_truncated`) right
+    after a digit and the answer is read from that last number: "#### 12" may be the start of "#### 125".
+    Whether it is: one more digit there changes the answer, whatever the task's extractor.
+
+    >>> from selftaught.samples import Completion
+    >>> from selftaught.tasks.gsm8k import GSM8KTask
+    >>> from selftaught.config import DataConfig
+    >>> task, example = GSM8KTask(DataConfig()), Example("e", "How many?", "12")
+    >>> text = "5 + 7 = 12\\n#### 12"
+    >>> extract(task, example, text), extract(task, example, Completion(text, truncated=True))
+    ('12', None)
+    >>> extract(task, example, Completion("#### 12\\nThen she buys 3", True))  # not read from the cut number
+    '12'
+    """
+    answer = task.extract_answer(completion, example)
+    if answer is not None and is_truncated(completion) and _CUT_NUMBER_RE.search(completion):
+        if task.extract_answer(completion + "1", example) != answer:
+            return None
+    return answer
 
 
 def grade(task: Task, example: Example, completion: str, hinted: bool, sample: int = 0) -> Sample:
-    """One row of ``generated.jsonl``."""
-    answer = task.extract_answer(completion, example)
+    """One row of ``generated.jsonl``; ``completion`` may be a `Completion` that the budget cut."""
+    answer = extract(task, example, completion)
     correct = task.check(answer, example)
     problem = task.verify_rationale(example, completion) if correct else None
-    return Sample(example.id, hinted, sample, completion, answer, correct, correct and problem is None, problem)
+    truncated = is_truncated(completion)
+    return Sample(
+        example.id, hinted, sample, str(completion), answer, correct, correct and problem is None, problem, truncated
+    )
 
 
 def is_kept(row: Sample, filter_mode: str) -> bool:

@@ -58,7 +58,7 @@ def test_grade_renamed_field_recipe_and_text_summary(tmp_path):
 def test_grade_raw_grades_the_whole_text(tmp_path):
     # a base model's completion ends after its first answer sentence; a chat model's (--raw) does not
     choices = [{"label": label, "text": text} for label, text in zip("ABC", ["maine", "boston", "ocean"])]
-    completion = " Therefore, the answer is boston (b). On reflection, the answer is maine (a)."
+    completion = " Therefore, the answer is not boston (b). On reflection, the answer is maine (a)."
     row = {"id": "q1", "answerKey": "A", "question": {"stem": "Where?", "choices": choices}, "completion": completion}
     path = write(tmp_path / "o.jsonl", [row])
     cut = json.loads(run_cli("grade", "--task", "commonsenseqa", "--path", str(path), "--json").stdout)

@@ -9,7 +9,7 @@ from tests.conftest import tiny_run_config
 
 pytestmark = pytest.mark.slow  # whole STaR runs: seconds to minutes each
 
-ROW_KEYS = {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
+ROW_KEYS = {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem", "truncated"}
 
 
 @pytest.fixture(scope="module")

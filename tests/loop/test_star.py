@@ -19,7 +19,8 @@ def rows():
 def test_grade_fields():
     row = rows()[0]
     assert row.correct and not row.verified and row.problem
-    assert set(row.to_json()) == {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem"}
+    fields = {"id", "hinted", "sample", "text", "answer", "correct", "verified", "problem", "truncated"}
+    assert set(row.to_json()) == fields and row.truncated is False  # a plain str was not cut by a budget
     assert rows()[2].answer is None and not rows()[2].correct
 
 

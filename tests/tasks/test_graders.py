@@ -214,3 +214,106 @@ def test_commonsenseqa_choice_texts_holding_clause_words(csqa):
     assert csqa.extract_answer("The answer is A, did not understand.", example) == "a"
     assert csqa.extract_answer("The answer is B, did not understand.", example) is None
     assert csqa.extract_answer("The answer is (a) did not understand, not (b) accepting.", example) == "a"
+
+
+# ---------------------------------------------------------------- faults found reading real outputs
+EGGS = Example("eggs", "Ann buys 12 eggs a week and uses half. How many eggs does she buy in 2 weeks?", "24")
+
+
+def test_commonsenseqa_answer_statements_that_disagree_are_no_answer(csqa):
+    # Gemma 3 270M: "The answer is a resort. The answer is city (e)." was read as its last statement
+    for completion in (
+        " The answer must be a place on the coast. The answer is a beach town. The answer is maine (a).",
+        "The answer is boston. Therefore, the answer is maine (a).",
+        "(a) maine\n\nThe answer is (a)\n\nThe answer is (b)",  # SmolLM2 running on through the letters
+    ):
+        assert csqa.extract_answer(completion, SEAFOOD) is None, completion
+    # statements naming the same choice agree
+    assert csqa.extract_answer("(a) maine\n\nThe answer is (a)\n\nThe answer is (a)", SEAFOOD) == "a"
+    assert csqa.extract_answer("The answer is maine. Therefore, the answer is maine (a).", SEAFOOD) == "a"
+
+
+def test_commonsenseqa_a_choice_its_sentence_rejects_is_no_answer(csqa):
+    # SmolLM2-135M-Instruct: "(c) understanding is not a suitable answer as ..." was read as (c)
+    for completion in (
+        '(a) maine is not a suitable answer as it does not convey the idea of a "restaurant".',
+        "(a) is not the answer.",
+        "(a) maine is incorrect.",
+        "(a) maine: This answer is incorrect because the answer is not a logical choice. The correct answer is:",
+        "(b) boston is not a suitable answer. The answer is (a) is not a valid option.",
+        "The answer is (a) isn't right here.",
+    ):
+        assert csqa.extract_answer(completion, SEAFOOD) is None, completion
+    # a choice picked, then another rejected, or a reason that negates something else, still reads
+    assert csqa.extract_answer("The answer is (a) maine; it is not (b) boston.", SEAFOOD) == "a"
+    assert csqa.extract_answer("Therefore, the answer is maine (a), which is not a city.", SEAFOOD) == "a"
+    assert csqa.extract_answer("(b) boston is not a suitable answer. The answer is (a) maine.", SEAFOOD) == "a"
+
+
+def test_gsm8k_numbered_list_loops_are_no_answer(gsm):
+    # SmolLM2-135M-Instruct repeating a numbered step until its budget ran out: the old loop check missed
+    # it because each repeat carries a new list number
+    steps = "".join(f"{n}. 12 eggs = 12 x 2 = 24 eggs\n" for n in range(3, 21))
+    looped = "Let's break it down:\n1. 3 eggs = 3 x 2 = 6 eggs\n2. 4 weeks = 4 x 2 = 8 weeks\n" + steps
+    assert gsm.extract_answer(looped.rstrip(), EGGS) is None
+    assert gsm.extract_answer(looped + "21. 12 eggs = 12 x 2 = 2", EGGS) is None  # cut mid-line
+    # the loop ended on a bare list number: that number is no answer either
+    lemon = "".join(f"{n}. Each year he plants 1 tree, so he plants 1 tree for 10 years.\n" for n in range(1, 14))
+    assert gsm.extract_answer(lemon + "14.", Example("t", "How many years?", "14")) is None
+    assert gsm.extract_answer("1. 12 eggs a week.\n2. 12 x 2 = 24\n3. Add them up.", EGGS) is None
+    # numbered steps that do not repeat, and a bare number line that is no list item, still read
+    assert gsm.extract_answer("1. 12 eggs a week.\n2. In 2 weeks: 12 x 2 = 24 eggs", EGGS) == "24"
+    assert gsm.extract_answer("1. 6 eggs used a week.\n2. 12 x 2 = 24 eggs bought\n3. 24", EGGS) == "24"
+    assert gsm.extract_answer("She buys 12 x 2 eggs in all, which is:\n24.", EGGS) == "24"
+
+
+def test_gsm8k_a_short_line_repeated_until_the_budget_is_no_answer(gsm):
+    # Gemma 3 270M on a 1-step word problem (3 - 2): a wrong step, then "1" again and again; the last "1"
+    # matched the gold answer and was graded right (the step check then caught it)
+    books = Example("w", "Ida has 3 books. Ida gives 2 books away. How many books does Ida have now?", "1")
+    assert gsm.extract_answer(" 3/2 = <<3/2=1>>1\n" + "1\n" * 12, books) is None
+    assert gsm.extract_answer(" 3-2 = <<3-2=1>>1\n1\n1\n1", books) is None
+    # two equal lines, or a repeated answer line after the "#### N" that answers, still read
+    assert gsm.extract_answer(" 3-2 = <<3-2=1>>1\n1", books) == "1"
+    assert gsm.extract_answer(" 3-2 = <<3-2=1>>1\n#### 1", books) == "1"
+
+
+def test_gsm8k_a_final_number_cut_from_the_stated_result_is_no_answer(gsm):
+    # "= 125" then "#### 12" (the budget ran out mid-number), and SmolLM2's "3600 downloads.\n#### 3"
+    example = Example("b", "A shop sells 5 boxes of 25 pens. How many pens?", "12")
+    assert gsm.extract_answer(" 5 boxes of 25 pens is 5 * 25 = <<5*25=125>>125\n#### 12", example) is None
+    downloads = Example("d", "How many downloads in three months?", "3")
+    total = "The total number of downloads is 180 + 1800 + 1620 = 3600 downloads.\n#### 3\nThe answer is: 3"
+    assert gsm.extract_answer(total, downloads) is None
+    assert gsm.extract_answer("Her 880,000 copies sold.\n#### 88000", Example("c", "How many?", "88000")) is None
+    # the same number, or a different one, is read as before
+    assert gsm.extract_answer(" 5 * 25 = <<5*25=125>>125\n#### 125", example) == "125"
+    assert gsm.extract_answer(" 9 * 2 = $<<9*2=18>>18.\n#### 18", example) == "18"
+    assert gsm.extract_answer("She has 125 pens, 12 per pack.\n#### 10", example) == "10"
+    # a GSM8K gold solution: the number that begins with the answer's digits is in an earlier sentence
+    days = " 16 feet * 2 = <<16*2=32>>32 feet. This is taller than the window, so it took three days.\n#### 3"
+    assert gsm.extract_answer(days, Example("m", "How many days will it take?", "3")) == "3"
+
+
+def test_grading_reads_no_answer_from_a_number_the_budget_cut(gsm, csqa):
+    from selftaught import star
+    from selftaught.samples import Completion, Sample
+
+    pens = Example("p", "A shop sells 5 boxes of 25 pens. How many pens?", "12")
+    for text in (" 5 * 25 = <<5*25=125>>125\nThe answer is 12", " 5 + 7 = 12", " So she has 12.", "#### 1/"):
+        row = star.grade(gsm, pens, Completion(text, truncated=True), hinted=False)
+        assert (row.answer, row.correct, row.truncated) == (None, False, True), text
+        assert star.grade(gsm, pens, text, hinted=False).truncated is False  # a plain str was not cut
+    assert star.grade(gsm, pens, " 5 + 7 = 12", hinted=False).answer == "12"  # ended by EOS or a stop
+    # an answer given before the cut is kept: the cut number is not the one read
+    row = star.grade(gsm, pens, Completion(" 5 + 7 = 12\n#### 12\nThen 3 more boxes of 2", True), hinted=False)
+    assert row.correct and row.truncated
+    row = star.grade(gsm, pens, Completion(" The answer is 12. She then buys", True), hinted=False)
+    assert row.correct  # cut mid-sentence, not mid-number
+    row = star.grade(csqa, SEAFOOD, Completion("Therefore, the answer is maine (a). In 19", True), hinted=False)
+    assert row.correct  # a letter answer does not depend on a cut number
+    # samples saved before the field existed read as not cut; the field round-trips
+    saved = row.to_json()
+    assert Sample.from_json(saved) == row
+    del saved["truncated"]
+    assert Sample.from_json(saved).truncated is False

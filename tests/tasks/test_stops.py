@@ -164,3 +164,22 @@ def test_prefix_cache_gives_the_same_greedy_text(babbler, backend, with_stop):
         shared = cached.prefixes.current
         assert shared is not None and len(shared.ids) >= 32 and plain.prefixes.current is None
     assert cached.tokens_generated == plain.tokens_generated
+
+
+@pytest.mark.parametrize("backend", ["sampler", "hf", "vllm"])
+def test_completions_say_whether_the_budget_cut_them(babbler, backend, monkeypatch):
+    config, root, task, examples = babbler
+    if backend == "vllm":
+        monkeypatch.setitem(sys.modules, "vllm", fake_vllm.module())
+    config.generation.backend = backend
+    try:
+        generator = make_generator(root / "model", config)
+    finally:
+        config.generation.backend = "auto"
+    prompts = [task.prompt(ex) for ex in examples[:3]]
+    ended = [t[0] for t in generator.complete(prompts, [BUDGET] * 3, Sampling(stop=task.stop()))]
+    assert all(ENDS_AT_ANSWER.search(t) for t in ended) and not any(t.truncated for t in ended)
+    cut = [t[0] for t in generator.complete(prompts, [6] * 3, Sampling(stop=task.stop()))]  # mid-rationale
+    assert all(t.truncated for t in cut), cut
+    babbled = [t[0] for t in generator.complete(prompts, [BUDGET] * 3, Sampling(stop=NO_STOP))]
+    assert all(t.truncated for t in babbled)  # it never stops by itself: the budget ends every one

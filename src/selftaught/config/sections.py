@@ -13,6 +13,8 @@ from selftaught.config.checks import MAX_STEPS, TRACKERS, check_numbers, choice,
 from selftaught.config.fields import section, setting
 from selftaught.config.task_sections import TaskConfig
 
+OBJECTIVES = ("sft", "rpo")  # train.objective: the generator's fine-tuning loss
+
 
 @dataclass
 class BaseModelConfig:
@@ -161,8 +163,18 @@ class TrainConfig:
     precision: str = setting(
         "auto",
         "auto: bf16 autocast where the hardware computes bf16 natively (a bf16 GPU; a CPU with AVX512-BF16 or"
-        " AMX, 1.3x fp32 there), else fp32; bf16 | fp32 force one. Weights and optimizer state stay fp32 either way",
+        " AMX, 1.3x fp32 there), else fp32; bf16 | fp32 force one. Weights and optimizer state keep model.dtype"
+        " (auto: fp32 on CPU, bf16 on CUDA)",
     )
+    objective: str = setting(
+        "sft",
+        "sft (the paper: cross-entropy on the kept rationales) | rpo (iterative reasoning preference optimisation,"
+        " Pang et al. 2024: TRL's DPO on (kept, wrong) rationale pairs of the same question, plus the NLL of the kept;"
+        " a question with no wrong sample is trained on by the NLL only; reference model M0; loop.mode=star and one"
+        " training process only; each step runs the reference too and two sequences per example)",
+    )
+    rpo_beta: float = setting(0.1, "rpo: DPO's beta, the strength of the KL pull towards M0 (Pang et al.: 0.1)")
+    rpo_alpha: float = setting(1.0, "rpo: weight of the NLL of the kept rationale beside the DPO loss (Pang et al.: 1)")
 
     def __post_init__(self):
         require(self.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1")
@@ -174,6 +186,9 @@ class TrainConfig:
         require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
         require(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         choice("train", "precision", self.precision, ("auto", "bf16", "fp32"))
+        choice("train", "objective", self.objective, OBJECTIVES)
+        require(self.rpo_beta > 0, f"train.rpo_beta must be > 0, got {self.rpo_beta}")
+        require(self.rpo_alpha >= 0, f"train.rpo_alpha must be >= 0, got {self.rpo_alpha}")
 
     def steps_for(self, iteration: int) -> int:
         """Steps in 1-based ``iteration``: first_steps * growth^(iteration-1), rounded."""
@@ -301,6 +316,7 @@ class Config:
             f"train.batch_size ({self.train.batch_size}) must divide by distributed.train_processes "
             f"({self.distributed.train_processes}): each process takes an equal share of the same global batch",
         )
+        self._check_objective()
         require(
             not self.loop.verifier or (self.generation.num_samples > 1 and self.loop.mode == "star"),
             "loop.verifier needs generation.num_samples > 1 (and loop.mode=star): the verifier learns from "
@@ -312,6 +328,18 @@ class Config:
             log_steps <= math.log(MAX_STEPS),
             f"train.first_steps x train.steps_growth^(loop.iterations-1) exceeds {MAX_STEPS:.0e} optimizer steps "
             f"in iteration {self.loop.iterations}; lower train.steps_growth or loop.iterations",
+        )
+
+    def _check_objective(self) -> None:
+        if self.train.objective != "rpo":
+            return
+        require(
+            self.loop.mode == "star",
+            "train.objective=rpo needs loop.mode=star: loop.mode=direct samples no wrong rationales to prefer against",
+        )
+        require(
+            self.distributed.train_processes == 1,
+            "train.objective=rpo trains in one process: set distributed.train_processes=1",
         )
 
     def to_dict(self) -> dict:

@@ -1,7 +1,8 @@
 """Generators turn task prompts into completions; the loop does not care which one runs.
 
 Every backend stops a completion where the task's `Stop` says it ends and returns it cut there
-(``generation.stop_at_answer``), and counts the tokens it generated (``tokens_generated``).
+(``generation.stop_at_answer``) as a `Completion` that says whether the token budget cut it instead
+(``truncated``), and counts the tokens it generated (``tokens_generated``).
 
 * ``sampler``: selftaught's own KV-cache loop (needed for digit positions, fine for any HF model);
 * ``hf``: `transformers`' `generate`, the library path;
@@ -18,6 +19,7 @@ from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
 from selftaught.generation.sampling import GREEDY, Sampling
 from selftaught.models import LoadedModel, generation_dtype, load_model, load_tokenizer, render_prompt, use_chat
+from selftaught.samples import Completion
 
 BACKENDS = ("auto", "sampler", "hf", "vllm")
 
@@ -73,8 +75,9 @@ class Generator:
         max_new_tokens: list[int],
         sampling: Sampling = GREEDY,
         on_batch: Callable[[int], None] | None = None,
-    ) -> list[list[str]]:
-        """``sampling.num_samples`` completions per task prompt, in prompt order, each cut at ``sampling.stop``.
+    ) -> list[list[Completion]]:
+        """``sampling.num_samples`` completions per task prompt, in prompt order, each cut at ``sampling.stop``;
+        one that reached its token budget before EOS or the stop is ``truncated``.
 
         Jobs are sorted by token budget and prompt length so that each batch pads little and stops
         early; each batch gets its own seed, so results do not depend on what ran before. The prompts'
@@ -86,7 +89,7 @@ class Generator:
         prefix = self.prefixes.get(lm.model, lm.scheme, tokenized) if prompts else None
         jobs = [(i, s) for i in range(len(prompts)) for s in range(sampling.num_samples)]
         jobs.sort(key=lambda job: (max_new_tokens[job[0]], len(tokenized[job[0]])))
-        results: list[list[str]] = [[""] * sampling.num_samples for _ in prompts]
+        results: list[list[Completion]] = [[Completion("")] * sampling.num_samples for _ in prompts]
         lm.model.eval()
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
@@ -98,8 +101,11 @@ class Generator:
             else:
                 rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, batch_sampling, prefix)
             self.tokens_generated += sum(len(row) for row in rows)
-            for (i, s), text in zip(batch, lm.tokenizer.batch_decode(rows, skip_special_tokens=True)):
-                results[i][s] = sampling.stop.cut(text)
+            texts = lm.tokenizer.batch_decode(rows, skip_special_tokens=True)
+            for (i, s), row, budget, text in zip(batch, rows, budgets, texts):
+                # EOS is trimmed off a row, so a full-length row ran out of budget unless its text reached the stop
+                cut = len(row) >= budget and sampling.stop.find_end(text) is None
+                results[i][s] = Completion(sampling.stop.cut(text), truncated=cut)
             if on_batch:
                 on_batch(len(batch))
         return results

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from selftaught.config import ConfigError, ModelConfig
 from selftaught.generation.sampling import GREEDY, Sampling
+from selftaught.samples import Completion
 from selftaught.tasks.stops import Stop
 
 INSTALL_HINT = "generation.backend=vllm needs vLLM: pip install 'selftaught[vllm]' (Linux + CUDA GPU)"
@@ -74,7 +75,7 @@ class VLLMGenerator:
         max_new_tokens: list[int],
         sampling: Sampling = GREEDY,
         on_batch: Callable[[int], None] | None = None,
-    ) -> list[list[str]]:
+    ) -> list[list[Completion]]:
         stop: Stop = sampling.stop.for_chat(self.chat)
         params = [
             self.vllm.SamplingParams(
@@ -91,4 +92,11 @@ class VLLMGenerator:
         self.tokens_generated += sum(len(choice.token_ids) for out in outputs for choice in out.outputs)
         if on_batch:
             on_batch(len(prompts) * sampling.num_samples)
-        return [[stop.cut(choice.text) for choice in out.outputs] for out in outputs]
+        return [[_completion(choice, stop) for choice in out.outputs] for out in outputs]
+
+
+def _completion(choice, stop: Stop) -> Completion:
+    """vLLM's output cut at the stop; ``truncated`` when vLLM ended it for its length (``finish_reason``
+    "length", not "stop") and the stop's ``end_pattern`` did not end it either."""
+    cut = getattr(choice, "finish_reason", None) == "length" and stop.find_end(choice.text) is None
+    return Completion(stop.cut(choice.text), truncated=cut)

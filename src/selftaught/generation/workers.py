@@ -44,7 +44,7 @@ class ChunkJob:
 @dataclass(frozen=True)
 class ChunkResult:
     index: int
-    completions: list[list[str]]
+    completions: list[list[str]]  # `Completion`s: each says whether the token budget cut it
     worker_pid: int  # which process made it (a restarted worker has a new one)
 
 

@@ -135,7 +135,7 @@ Fine-tuned with [STaR](https://arxiv.org/abs/2203.14465) (Self-Taught Reasoner) 
 - **Iteration:** {facts.iteration} ({cfg.loop.mode}, filter `{cfg.loop.filter}`, rationalization \
 {cfg.loop.rationalization}, restart from base {cfg.loop.restart_from_base})
 - **Training data:** {counts}; {m.train_steps if m.train_steps is not None else "?"} optimizer steps
-- **Test accuracy (greedy):** {m.accuracy:.1%}{f" (by bucket: {buckets})" if buckets else ""}
+{_objective_line(cfg)}- **Test accuracy (greedy):** {m.accuracy:.1%}{f" (by bucket: {buckets})" if buckets else ""}
 
 ## Prompt format
 
@@ -159,6 +159,18 @@ This checkpoint's greedy completion:
 {versions}
 """
     return ModelCard(f"---\n{_card_data(facts).to_yaml()}\n---\n{body}").content
+
+
+def _objective_line(config: Config) -> str:
+    """The rpo objective in words, on its own line (none for the paper's SFT)."""
+    t = config.train
+    if t.objective != "rpo":
+        return ""
+    return (
+        "- **Objective:** iterative reasoning preference optimisation (Pang et al. 2024): DPO (beta "
+        f"{t.rpo_beta}) preferring each kept rationale to the wrong samples of its question, plus {t.rpo_alpha} x "
+        "the NLL of the kept rationales; reference model: the base model\n"
+    )
 
 
 def write_model_card(folder: str | Path, facts: CardFacts) -> Path:

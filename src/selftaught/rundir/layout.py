@@ -7,6 +7,7 @@ Layout::
     RUN/base/metrics.json        evaluation of the starting model M0
     RUN/iter_001/generated.jsonl every sample: id, hinted, text, answer, correct, verified, problem
     RUN/iter_001/train.jsonl     what was trained on: id, prompt (never hinted), completion, source
+    RUN/iter_001/pairs.jsonl     train.objective=rpo: (kept, wrong) completions of the same question
     RUN/iter_001/metrics.json    accuracy, accuracy_by_bucket, counts, steps, seconds per phase
     RUN/iter_001/checkpoint/     the fine-tuned model (HF format)
     RUN/iter_001/phases.json     phases finished so far, with their seconds
@@ -70,7 +71,7 @@ class StepDir(type(Path())):
     checkpoint = _File("checkpoint", "the fine-tuned model of this step (HF format, or a LoRA adapter)")
     train_log = _File("train_log.jsonl", "the Trainer's log rows (loss, learning rate)")
     logs = _File("logs", "TensorBoard's folder for the Trainer's logs")
-    pairs = _File("pairs.jsonl", "the verifier's (right, wrong) pairs (verifier step only)")
+    pairs = _File("pairs.jsonl", "(right, wrong) pairs (`samples.Pair`): the verifier's, or an rpo iteration's")
     settings = _File("settings.json", "what a finished verifier was made with, checked on resume")
 
 

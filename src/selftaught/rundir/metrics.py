@@ -22,6 +22,8 @@ COUNTS = (
     "num_kept_unverified",
     "num_rejected",
     "train_steps",
+    "num_pairs",
+    "num_nll_only",
 )
 
 
@@ -47,6 +49,9 @@ class IterationMetrics:
     num_kept_unverified: int | None = None  # right answer, failed step check
     num_rejected: int | None = None
     train_steps: int | None = None
+    train_objective: str | None = None  # train.objective when not the paper's sft (absent: sft): rpo
+    num_pairs: int | None = None  # rpo: (kept, wrong) pairs of the same question trained on
+    num_nll_only: int | None = None  # rpo: kept records whose question had no wrong sample (NLL only)
     distributed: dict | None = None  # the process layout training actually used
     seconds: dict[str, float] | None = None  # per finished phase
     peak_rss_mib: dict[str, float] | None = None  # per phase, where measurable

@@ -88,7 +88,15 @@ def missing_keys(schema: dict, data, prefix: str = "") -> list[str]:
 
 
 # keys added after config digests existed: a run started before them has an undigested config without them
-ADDED_AFTER_DIGESTS = ("distributed", "task.word_problems", "verifier", "loop.verifier")
+ADDED_AFTER_DIGESTS = (
+    "distributed",
+    "task.word_problems",
+    "verifier",
+    "loop.verifier",
+    "train.objective",
+    "train.rpo_beta",
+    "train.rpo_alpha",
+)
 
 
 def _added_later(key: str) -> bool:

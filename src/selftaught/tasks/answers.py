@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
+from selftaught.tasks.loops import is_list_number, repeated
+
 # A number token: optional sign (only when not a binary minus, i.e. not after a word or ")"),
 # optional "$", then digits with optional thousands groups and decimals, or a bare ".5".
 # No quantifier is nested inside another, so matching is linear in the text length.
@@ -42,8 +44,6 @@ MAX_ANNOTATION_CHARS = 1000
 MAX_ANNOTATIONS = 1000  # a completion with more is reported, not checked one by one
 NEXT_QUESTION = "\nQ:"
 TAIL_CHARS = 10_000  # a completion's answer is near its end; longer text is only scanned for "####" and numbers
-LOOP_CONTEXT_CHARS = 40  # the last number with the text before it on its line (up to this much)...
-MIN_LOOP_CHARS = 12  # ...at least this long, written before word for word: a loop, not an answer
 MAX_STATEMENTS = 20  # answer statements looked at, from the last one back
 ANSWER_WINDOW = 200  # characters after an answer statement that can hold the answer
 MATH_VERIFY_MAX_CHARS = 64  # sympy on long or exotic input can be slow; such input is not sent
@@ -137,28 +137,32 @@ def _stated_answer(window: str, given: frozenset[str] = frozenset()) -> str | No
     return _token(match)
 
 
-def _repeated(text: str, at: int, end: int) -> bool:
-    """Whether the number at ``text[at:end]``, with the text before it, was written before ``at``, word for
-    word: with its line (when at least `MIN_LOOP_CHARS` long) or with its last `LOOP_CONTEXT_CHARS`
-    characters across lines (a line cut off by the budget)."""
-    line_at = max(text.rfind("\n", max(0, end - LOOP_CONTEXT_CHARS), end) + 1, end - LOOP_CONTEXT_CHARS)
-    for start in {line_at, max(0, end - LOOP_CONTEXT_CHARS)}:
-        context = text[start:end]
-        if len(context.strip()) >= MIN_LOOP_CHARS and text.find(context, 0, at) >= 0:
-            return True
-    return False
+def _cut_copy(text: str, match: re.Match) -> bool:
+    """Whether a "#### N" is a cut copy of the result stated just before it: "... = 125\n#### 12" (the
+    budget ran out mid-number) or "3600 downloads.\n#### 3": N's digits begin the last number of the
+    sentence right before the "####" without being all of it, so neither is the model's one answer. (A
+    result stated earlier is another quantity: "... = 32 feet. So it took three days.\n#### 3".)"""
+    before = text[max(0, match.start() - ANSWER_WINDOW) : match.start()].rstrip().rstrip(".")
+    ends = list(_SENTENCE_END_RE.finditer(before))
+    stated = _NUMBER_RE.findall(before, ends[-1].end() if ends else 0)
+    if not stated:
+        return False
+    result, answer = _canonical(stated[-1]), _token(match)
+    return result != answer and result.startswith(answer)
 
 
 def _last_sentence_answer(text: str, given: frozenset[str]) -> str | None:
     """With no "####", box or answer statement: the last number of the last sentence holding one (after its
     last "=") that is not restated from the question ("Ryan has 25 flowers after 15 days", 15 days given);
     None when that number and the text before it were written before, word for word: a base model looping
-    until its budget ran out ("She has 110 - 30 = 70 coins." again and again) states no answer."""
+    until its budget ran out ("She has 110 - 30 = 70 coins." again and again, or under a new list number each
+    time) states no answer; None too when that number is a list number ("3. Add them up.")."""
     numbers = _NUMBER_RE.findall(text)  # faster than finditer when a long text holds many numbers
     if not numbers:
         return None
     last_at = text.rfind(numbers[-1])
-    if _repeated(text, last_at, last_at + len(numbers[-1])):
+    last_end = last_at + len(numbers[-1])
+    if is_list_number(text, last_at, last_end) or repeated(text, last_at, last_end):
         return None  # a model repeating itself ran out of tokens in a loop: it never gave an answer
     starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, last_at - ANSWER_WINDOW), last_at)]
     start = starts[-1] if starts else max(0, last_at - ANSWER_WINDOW)
@@ -172,7 +176,8 @@ def _last_sentence_answer(text: str, given: frozenset[str]) -> str | None:
 def extract_gsm8k_answer(text: str, question: str | None = None) -> str | None:
     """The model's final number, in canonical form; fractions ("1/4") and percentages ("25%") kept.
 
-    In order: the first ``#### N`` (the few-shot format; a later one is a made-up next question);
+    In order: the first ``#### N`` (the few-shot format; a later one is a made-up next question), unless
+    N is cut short from the number stated just before it ("= 125" then "#### 12": no answer);
     the last ``\\boxed{N}``; the last answer statement ("the answer is", "Answer:", "Final answer:",
     "the answer (as a fraction) is") that names a number, reading the rest of its sentence, where a
     hedge between two numbers is no answer; else the last number of the last sentence. Given the
@@ -200,7 +205,7 @@ def extract_gsm8k_answer(text: str, question: str | None = None) -> str | None:
     text = text.split(NEXT_QUESTION, 1)[0]  # a made-up next question never decides the answer
     match = _HASH_RE.search(text)
     if match:
-        return _token(match)
+        return None if _cut_copy(text, match) else _token(match)
     tail = text[-TAIL_CHARS:]  # statements and boxed answers are looked for near the end: bounded work
     boxed = None
     for boxed in _BOXED_RE.finditer(tail):  # noqa: B007 - the last one counts

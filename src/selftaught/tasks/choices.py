@@ -6,7 +6,9 @@ long rationale may say "the answer is" several times before its final one. A gra
 wrong choice poisons STaR's training set, so anything ambiguous is *no answer*:
 
 * a hedge between two choices ("(C) country or (D) town") names two labels;
-* a letter and a choice text that disagree ("B, a school building" when that is choice C's text).
+* a letter and a choice text that disagree ("B, a school building" when that is choice C's text);
+* answer statements that name different choices ("The answer is a resort. The answer is city (e).");
+* a choice that its own sentence rejects ("(c) understanding is not a suitable answer", "(b) is incorrect").
 
 Every function is linear in the text and bounded: untrusted model output goes through here.
 """
@@ -39,6 +41,13 @@ _CAPITAL_RE = re.compile(r"(?<![\w'(])([A-Z])(?![\w'(])")  # "most likely E", "B
 _LEADING_LABEL_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]|$)")  # "b." opening a statement
 _LABEL_LINE_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]\s*(.{0,100})|\)?)$")  # a last line "B. Walk", "(C)"
 _WORDS_RE = re.compile(r"[^\W_]+")
+# what a sentence says of the choice it names to reject it: "(c) is not the answer", "(b) is incorrect"
+_REJECTION_RE = re.compile(
+    r"\b(?:is|are|was|were|seems?|sounds?|looks?)\s+(?:not|never|incorrect|wrong|false|invalid|unlikely|impossible"
+    r"|unsuitable|inappropriate|irrelevant)\b|\b(?:isn|aren|wasn|doesn)['\u2019]t\b|\b(?:does|do|can)\s*not\b",
+    re.IGNORECASE,
+)
+_LABEL_MARK_RE = re.compile(r"\([A-Za-z]\)|(?<![\w(])[A-Za-z]\)")  # "(c)", "c)"
 # words an answer clause may hold besides a bare letter ("Therefore, the answer is most likely option E")
 FILLER_WORDS = frozenset(
     "the a an answer answers is are must would will should be so therefore thus hence then most likely probably "
@@ -95,9 +104,9 @@ def _outside_choices(window: str, choices: list[tuple[str, str]]) -> str:
     return lowered
 
 
-def _clause_end(window: str, choices: list[tuple[str, str]]) -> int:
-    """Where the answer clause ends: the first "because", "not", "but", ... that is not part of a choice's
-    own text ("did not understand")."""
+def _outside_spans(pattern: re.Pattern, window: str, choices: list[tuple[str, str]]) -> re.Match | None:
+    """The first match of ``pattern`` in ``window`` that is not part of a choice's own text ("did not
+    understand")."""
     lowered = window.lower()
     spans = []
     for _, text in choices:
@@ -106,10 +115,17 @@ def _clause_end(window: str, choices: list[tuple[str, str]]) -> int:
         while at >= 0:
             spans.append((at, at + len(needle)))
             at = lowered.find(needle, at + 1)
-    for match in _CLAUSE_END_RE.finditer(window):
+    for match in pattern.finditer(window):
         if not any(start <= match.start() < end for start, end in spans):
-            return match.start()
-    return len(window)
+            return match
+    return None
+
+
+def _clause_end(window: str, choices: list[tuple[str, str]]) -> int:
+    """Where the answer clause ends: the first "because", "not", "but", ... that is not part of a choice's
+    own text ("did not understand")."""
+    match = _outside_spans(_CLAUSE_END_RE, window, choices)
+    return match.start() if match else len(window)
 
 
 def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | None]:
@@ -128,8 +144,8 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
     labels = {label.lower() for label, _ in choices}
     clause = window[: _clause_end(window, choices)]
     letters, texts = _labels_in(clause, labels), _texts_in(clause, choices)
-    if not letters and not texts:
-        return False, None
+    if (not letters and not texts) or _rejected(window, choices):
+        return False, None  # "(b) is not a valid option" states no answer
     if len(letters) > 1 or (not letters and len(texts) > 1):
         return True, None
     if len(letters | texts) > 1 and _OR_RE.search(_outside_choices(clause, choices)):
@@ -140,6 +156,31 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
             return True, None  # "a charm (c)" when (c) is "bag": the letter names a thing that is no choice
         return True, letter if not texts or letter in texts else None
     return True, next(iter(texts))
+
+
+def _rejected(window: str, choices: list[tuple[str, str]]) -> bool:
+    """Whether ``window`` says the choice it opens with is wrong: "(c) understanding is not a suitable
+    answer", "(b) is incorrect", "(c) feel better: this answer is incorrect". Only labels, choice texts and
+    filler ("this answer") may come before the rejection ("(a) maine, which is not a city" does not reject
+    (a)), and a rejection naming another choice is a contrast ("(c), it is not (a)" picks (c)).
+
+    >>> choices = [("a", "maine"), ("b", "boston")]
+    >>> _rejected("(b) boston is not a suitable answer", choices), _rejected("(a) is incorrect", choices)
+    (True, True)
+    >>> _rejected("(a) maine, because boston is not on the coast", choices), _rejected("(a), it is not B", choices)
+    (False, False)
+    """
+    match = _outside_spans(_REJECTION_RE, window, choices)
+    if match is None:
+        return False
+    before = _LABEL_MARK_RE.sub(" ", _outside_choices(window[: match.start()], choices))
+    if not all(len(w) == 1 or w in FILLER_WORDS for w in _WORDS_RE.findall(before)):
+        return False
+    rest = window[match.end() :]
+    sentence_end = _SENTENCE_END_RE.search(rest)
+    rest = rest[: sentence_end.start()] if sentence_end else rest
+    rest = rest[: _clause_end(rest, choices)]
+    return not _labels_in(rest, {label.lower() for label, _ in choices}) and not _texts_in(rest, choices)
 
 
 def _names_something_else(clause: str) -> bool:
@@ -160,9 +201,10 @@ def _window(text: str, at: int) -> str:
 
 
 def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
-    """The label a completion picks, from its last answer statement that names a choice; without
-    one, from a last line that is a label ("B. Walk", "(C)"), or the one label the text mentions;
-    None when it names none, hedges, or its letter and choice text disagree. Labels are lowercased.
+    """The label a completion picks, from its answer statements that name a choice (all of them must name
+    the same one); without one, from a last line that is a label ("B. Walk", "(C)"), or the one label the
+    text mentions; None when it names none, hedges, rejects the choice it names, or its letter and choice
+    text disagree. Labels are lowercased.
 
     >>> choices = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk")]
     >>> extract_choice("Therefore, the answer is basket (b).", choices)
@@ -175,13 +217,18 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
     True
     >>> extract_choice("(a) is wrong, (c) fits.", choices) is None
     True
+    >>> extract_choice("The answer is a basket. The answer is desk (c).", choices) is None
+    True
     """
     text = text.split(NEXT_QUESTION, 1)[0].replace("**", "")
     statements = list(_STATEMENT_RE.finditer(text))[-MAX_STATEMENTS:]
-    for statement in reversed(statements):
+    picked = set()  # the label of each statement that names a choice (None: one that hedges or contradicts)
+    for statement in statements:
         named, label = decide(_window(text, statement.end()), choices)
         if named:
-            return label
+            picked.add(label)
+    if picked:
+        return picked.pop() if len(picked) == 1 else None  # two statements that disagree: no answer
     # a bare "A:" is the prompt's answer cue echoed (chat models end with it), not choice (a)
     lines = [line for line in text[-4 * ANSWER_WINDOW :].split("\n") if line.strip() not in ("", "A:", "Q:")]
     labels = {label.lower() for label, _ in choices}
@@ -193,7 +240,10 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
     found = [m for m in _PAREN_LABEL_RE.finditer(text) if m.group(1).lower() in labels]
     if len({m.group(1).lower() for m in found}) != 1:
         return None
-    # the one label mentioned, checked in its sentence as a statement would be: "must be a charm (c)" is no (c)
+    # the one label mentioned, checked in its sentence as a statement would be: "must be a charm (c)" is no (c),
+    # and "(c) is not a suitable answer" rejects it
     end = found[-1].end()
+    if _rejected(_window(text, found[-1].start()), choices):
+        return None
     starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, end - ANSWER_WINDOW), found[-1].start())]
     return decide(text[starts[-1] if starts else max(0, end - ANSWER_WINDOW) : end], choices)[1]

@@ -33,6 +33,8 @@ class TrainJob:
     logs_dir: str  # tracker logs (TensorBoard) that outlive the scratch folder
     label: str  # names the phase in messages
     config: dict  # `Config.to_dict()`
+    pairs_path: str = ""  # train.objective=rpo: pairs.jsonl, the (chosen, rejected) pairs of the records
+    reference_path: str = ""  # train.objective=rpo: DPO's reference model (M0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -57,9 +59,13 @@ def run_job(
     """Train as ``job`` says (on every process of the launch); the main process saves to ``out_dir``.
 
     Returns the loss log. An adapter is saved on its own when its base is a plain model folder; a
-    model that started from an adapter is saved merged.
+    model that started from an adapter is saved merged. ``train.objective=rpo`` trains with `rpo.run_rpo_job`.
     """
     config = config_from_dict(job.config)
+    if config.train.objective == "rpo":
+        from selftaught.training.rpo import run_rpo_job  # it imports this module
+
+        return run_rpo_job(job, out_dir, on_step)
     t, lora = config.train, config.model.lora
     _use_local_gpu()
     lm = load_model(job.init_path, config.model)

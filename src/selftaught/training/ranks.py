@@ -75,6 +75,10 @@ def check_layout(config) -> None:
             "under your own launcher give it to the launcher: accelerate launch --config_file "
             f"{config.distributed.accelerate_config} -m selftaught.cli run ..."
         )
+    if config.train.objective == "rpo":
+        raise ConfigError(
+            "train.objective=rpo trains in one process: run selftaught without torchrun / accelerate launch"
+        )
     if config.train.batch_size % world_size():
         raise ConfigError(
             f"train.batch_size ({config.train.batch_size}) must divide by the launch's {world_size()} processes: "

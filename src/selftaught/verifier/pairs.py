@@ -10,36 +10,20 @@ question and accumulates the pairs over iterations. Here:
   must learn to rank low;
 * a pair never crosses questions, and each (question, right text, wrong text) appears once however
   many times the texts were sampled, in one iteration or several.
+
+`rpo_pairs` is the generator's counterpart for ``train.objective=rpo`` (iterative reasoning preference
+optimisation, Pang et al. 2024): the iteration's training records against the wrong samples of their question.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
 
-from selftaught import rundir
-from selftaught.common import atomic
-from selftaught.samples import Sample
+from selftaught.samples import PAIR_KEYS, Pair, Record, Sample, read_pairs, write_rows
+from selftaught.star import is_kept
 
-
-@dataclass(frozen=True)
-class Pair:
-    """One preference pair: two completions of question ``id``, the first right, the second wrong."""
-
-    id: str
-    chosen: str  # a right solution (answer right, every step check passed)
-    rejected: str  # a wrong one (wrong or no answer, or a failed step check)
-    iteration: int  # the first iteration whose samples gave this pair
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, row: dict) -> Pair:
-        return cls(**{name: row[name] for name in PAIR_KEYS})
-
-
-PAIR_KEYS = tuple(f.name for f in fields(Pair))
+__all__ = ["PAIR_KEYS", "Pair", "build_pairs", "pair_counts", "read_pairs", "rpo_pairs", "write_pairs"]
 
 
 def is_right(row: Sample) -> bool:
@@ -47,8 +31,11 @@ def is_right(row: Sample) -> bool:
     return bool(row.correct) and bool(row.verified)
 
 
-def split_by_question(rows: list[Sample]) -> dict[str, tuple[list[str], list[str]]]:
-    """Per question id: (distinct right texts, distinct wrong texts) of its plain samples, in sample order.
+def split_by_question(
+    rows: list[Sample], right: Callable[[Sample], bool] = is_right
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Per question id: (distinct right texts, distinct wrong texts) of its plain samples, in sample order;
+    ``right`` says which sample is right (default: `is_right`).
 
     >>> rows = [Sample("q", False, 0, "a", "1", True, True, None), Sample("q", False, 1, "b", "1", True, False, "x"),
     ...         Sample("q", True, 0, "c", "1", True, True, None), Sample("q", False, 2, "a", "1", True, True, None)]
@@ -59,8 +46,8 @@ def split_by_question(rows: list[Sample]) -> dict[str, tuple[list[str], list[str
     for row in rows:
         if row.hinted:
             continue
-        right, wrong = out.setdefault(row.id, ([], []))
-        bucket = right if is_right(row) else wrong
+        good, bad = out.setdefault(row.id, ([], []))
+        bucket = good if right(row) else bad
         if row.text not in bucket:
             bucket.append(row.text)
     return out
@@ -87,6 +74,29 @@ def build_pairs(rows_by_iteration: dict[int, list[Sample]]) -> list[Pair]:
     return pairs
 
 
+def rpo_pairs(records: list[Record], rows: list[Sample], filter_mode: str, iteration: int) -> list[Pair]:
+    """The generator's pairs for ``train.objective=rpo``: each training record (chosen: a kept plain sample,
+    or a rationalization stored unhinted) with each distinct plain sample of its question that the loop's
+    filter did not keep (rejected: a wrong answer or, under ``answer+rationale``, a failed step check).
+
+    Hinted samples are never rejected (they saw the answer); a rationalized record's natural rejected is the
+    wrong first attempt at its question. A record whose question has no wrong sample gets no pair.
+
+    >>> rows = [Sample("q", False, 0, "a", "1", True, True, None), Sample("q", False, 1, "b", "2", False, False, None),
+    ...         Sample("r", False, 0, "c", "1", True, True, None)]
+    >>> rpo_pairs([Record("q", "Q", "a", "generated"), Record("r", "R", "c", "generated")], rows, "answer", 1)
+    [Pair(id='q', chosen='a', rejected='b', iteration=1)]
+    """
+    by_question = split_by_question(rows, lambda row: is_kept(row, filter_mode))
+    wrong = {qid: bad for qid, (_, bad) in by_question.items()}
+    return [
+        Pair(record.id, record.completion, rejected, iteration)
+        for record in records
+        for rejected in wrong.get(record.id, [])
+        if rejected != record.completion
+    ]
+
+
 def pair_counts(pairs: list[Pair]) -> dict:
     """How many pairs, over how many questions, from which iterations (for metrics and the model card)."""
     by_iteration: dict[int, int] = {}
@@ -100,8 +110,4 @@ def pair_counts(pairs: list[Pair]) -> dict:
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
-    atomic.atomic_write_jsonl(path, [pair.to_json() for pair in pairs])
-
-
-def read_pairs(path: str | Path) -> list[Pair]:
-    return [Pair.from_json(row) for row in rundir.read_jsonl(path, PAIR_KEYS)]
+    write_rows(path, pairs)

@@ -7,9 +7,9 @@ question's own likelihood, the same for every candidate of a question but not ac
 rewards short solutions: the length and prompt bias the paper's definition avoids.) The reference is the
 model the verifier was trained from, recorded in the checkpoint's ``verifier.json``.
 
-Training and scoring tokenize a pair the same way (`encode_response`), so the tokens scored are the
-tokens trained on: the prompt and the response apart, joined, with the tokenizer's EOS after the response
-(the DPO trainer appends it too, and a stopped solution ends there).
+Training and scoring tokenize a pair the same way (`training.preference.encode_response`), so the tokens
+scored are the tokens trained on: the prompt and the response apart, joined, with the tokenizer's EOS after
+the response (the DPO trainer appends it too, and a stopped solution ends there).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from selftaught.models import LoadedModel, free_memory, load_model
+from selftaught.training.preference import encode_response, padded_batch
 
 INFO_FILE = "verifier.json"
 
@@ -55,27 +56,6 @@ class VerifierInfo:
             return VerifierInfo(**data)
         except (ValueError, TypeError) as err:
             raise VerifierError(f"{path}: not a verifier record ({str(err).splitlines()[0]})") from None
-
-
-def encode_response(lm: LoadedModel, prompt: str, response: str, max_length: int) -> tuple[list[int], list[int]]:
-    """(prompt ids, response ids + EOS) for a task prompt and a completion, cut to ``max_length`` in all
-    (the end of the response goes first, as the DPO collator's ``keep_start`` truncation does)."""
-    tokenizer = lm.tokenizer
-    prompt_ids = tokenizer(lm.render(prompt), add_special_tokens=lm.add_special_tokens)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    prompt_ids = prompt_ids[:max_length]
-    return prompt_ids, response_ids[: max(max_length - len(prompt_ids), 0)]
-
-
-def padded_batch(rows: list[list[int]], pad_id: int, scheme) -> dict:
-    """Right-padded ids and mask, plus the position ids a digit-position model needs (others count 0, 1, ...)."""
-    width = max(len(row) for row in rows)
-    ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
-    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if not scheme.ordinary:
-        batch["position_ids"] = scheme.full(ids)[0]  # padding is special: it leaves the scheme's state alone
-    return batch
 
 
 @torch.no_grad()

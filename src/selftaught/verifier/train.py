@@ -3,14 +3,14 @@
 The verifier folder (``RUN/verifier`` by default) is resumable like an iteration's::
 
     settings.json     the verifier section, the iterations whose samples it uses, the model it starts from
-    pairs.jsonl       the pairs (`pairs.Pair`): question id, right solution, wrong solution, iteration
+    pairs.jsonl       the pairs (`samples.Pair`): question id, right solution, wrong solution, iteration
     phases.json       phases finished so far (pairs, train), with their seconds
     .trainer/         the DPO Trainer's checkpoints while training (a resumed phase continues from the last)
     checkpoint/       the verifier (HF format) with verifier.json (its reference model, beta) and README.md
     train_log.jsonl   the Trainer's loss log; metrics.json: counts, seconds, the last logged DPO statistics
 
 The loss is TRL's (``loss_type=["sigmoid"]``; ``verifier.loss=rpo`` adds the NLL of the right solution,
-``["sigmoid", "sft"]``). selftaught tokenizes the pairs itself (`score.encode_response`), so the tokens
+``["sigmoid", "sft"]``). selftaught tokenizes the pairs itself (`training.preference`), so the tokens
 trained on are the tokens scored, and adds position ids for digit-position models.
 """
 
@@ -27,9 +27,10 @@ from selftaught.rundir import StepDir
 from selftaught.samples import read_samples
 from selftaught.tasks import Example, Task, make_task
 from selftaught.training.finite import check_loss, check_weights
-from selftaught.training.sft import add_lora, last_complete_checkpoint, use_bf16
+from selftaught.training.preference import DpoJob, dpo_config, tokenized_rows, train_preference
+from selftaught.training.sft import add_lora
 from selftaught.verifier.pairs import Pair, build_pairs, pair_counts, read_pairs, write_pairs
-from selftaught.verifier.score import VerifierError, VerifierInfo, encode_response, padded_batch
+from selftaught.verifier.score import VerifierError, VerifierInfo
 
 
 def pairs_from_run(root: Path, iterations: list[int]) -> list[Pair]:
@@ -57,118 +58,38 @@ def init_model(root: Path, config: Config, iterations: list[int]) -> str:
 
 def preference_rows(lm, task: Task, examples: dict[str, Example], pairs: list[Pair], config: Config) -> list[dict]:
     """Pairs as TRL's tokenized preference rows (prompt_ids, chosen_ids, rejected_ids)."""
-    few_shot, max_length = config.loop.few_shot_in_training, config.verifier.max_length
-    rows = []
-    for pair in pairs:
-        prompt = task.prompt(examples[pair.id], hint=False, few_shot=few_shot)
-        prompt_ids, chosen = encode_response(lm, prompt, pair.chosen, max_length)
-        rejected = encode_response(lm, prompt, pair.rejected, max_length)[1]
-        rows.append({"prompt_ids": prompt_ids, "chosen_ids": chosen, "rejected_ids": rejected})
-    return rows
+    few_shot = config.loop.few_shot_in_training
+    triples = [(task.prompt(examples[p.id], hint=False, few_shot=few_shot), p.chosen, p.rejected) for p in pairs]
+    return tokenized_rows(lm, triples, config.verifier.max_length)
 
 
-class PositionCollator:
-    """TRL's preference collator, plus the position ids of a digit-position model (computed on the
-    right-padded rows exactly as for scoring)."""
-
-    def __init__(self, base, pad_id: int, scheme):
-        self.base, self.pad_id, self.scheme = base, pad_id, scheme
-
-    def __call__(self, examples: list[dict]) -> dict:
-        batch = self.base(examples)
-        if not self.scheme.ordinary:
-            batch["position_ids"] = padded_batch(batch["input_ids"].tolist(), self.pad_id, self.scheme)["position_ids"]
-        return batch
+def dpo_job(config: Config, scratch: Path) -> DpoJob:
+    """The DPO run the verifier section asks for (bf16 as ``train.precision`` says, never TRL's bf16 default)."""
+    v = config.verifier
+    return DpoJob(
+        out_dir=scratch, steps=v.steps, batch_size=v.batch_size, learning_rate=v.learning_rate,
+        warmup_steps=max(1, v.steps // 20), beta=v.beta, max_length=v.max_length,
+        save_every_steps=v.save_every_steps, seed=config.seed, precision=config.train.precision,
+        nll_weight=1.0 if v.loss == "rpo" else 0.0,
+    )  # fmt: skip
 
 
 def dpo_args(config: Config, scratch: Path, cuda: bool):
-    """`DPOConfig` from the verifier section (bf16 as ``train.precision`` says, never TRL's bf16 default)."""
-    from trl import DPOConfig
-
-    v = config.verifier
-    return DPOConfig(
-        output_dir=str(scratch),
-        max_steps=v.steps,
-        per_device_train_batch_size=v.batch_size,
-        learning_rate=v.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, v.steps // 20),
-        beta=v.beta,
-        loss_type=["sigmoid", "sft"] if v.loss == "rpo" else ["sigmoid"],
-        max_length=v.max_length,
-        logging_steps=max(1, v.steps // 20),
-        logging_nan_inf_filter=False,
-        save_strategy="steps" if v.save_every_steps else "no",
-        save_steps=v.save_every_steps or 500,
-        save_total_limit=2,
-        seed=config.seed,
-        data_seed=config.seed,
-        use_cpu=not cuda,
-        bf16=use_bf16(config.train.precision, cuda),
-        gradient_checkpointing=False,
-        report_to=[],
-        disable_tqdm=True,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-    )
-
-
-def _trainer(model, ref_model, lm, rows: list[dict], args):
-    """TRL's DPOTrainer on rows selftaught tokenized (its own tokenization is skipped, nothing else)."""
-    from datasets import Dataset
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import DPOTrainer
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-
-    class PretokenizedDPOTrainer(DPOTrainer):
-        def _prepare_dataset(self, dataset, *args, **kwargs):
-            return dataset
-
-    pad_id = lm.tokenizer.pad_token_id
-    collator = PositionCollator(
-        DataCollatorForPreference(pad_token_id=pad_id, max_length=args.max_length), pad_id, lm.scheme
-    )
-    trainer = PretokenizedDPOTrainer(
-        model=model, ref_model=ref_model, args=args, data_collator=collator,
-        train_dataset=Dataset.from_list(rows), processing_class=lm.tokenizer,
-    )  # fmt: skip
-    for noisy in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(noisy)
-    return trainer
-
-
-def _progress(on_step):
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        last_loss = None
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                self.last_loss = logs["loss"]
-
-        def on_step_end(self, args, state, control, **kwargs):
-            on_step(state.global_step, self.last_loss)
-
-    return Progress()
+    """TRL's `DPOConfig` for the verifier section."""
+    return dpo_config(dpo_job(config, scratch), cuda)
 
 
 def run_dpo(config: Config, init_path: str, rows_of, scratch: Path, out_dir: Path, on_step) -> list[dict]:
     """Train a verifier from ``init_path`` on ``rows_of(lm)``; save it (weights or adapter) to ``out_dir``."""
     v, lora = config.verifier, config.model.lora
     lm = load_model(init_path, config.model)
-    cuda = next(lm.model.parameters()).is_cuda
     model = add_lora(lm.model, lora.r, lora.alpha, lora.dropout, lora.target_modules) if v.lora else lm.model
     # LoRA: the reference is the same weights with the adapters off (TRL does that); full: a second copy
     ref_model = None if v.lora else load_model(init_path, config.model).model
-    trainer = _trainer(model, ref_model, lm, rows_of(lm), dpo_args(config, scratch, cuda))
-    trainer.add_callback(_progress(on_step))
-    trainer.train(resume_from_checkpoint=last_complete_checkpoint(scratch) if v.save_every_steps else None)
-    model.eval()
+    log = train_preference(model, ref_model, lm, rows_of(lm), dpo_job(config, scratch), on_step)
     check_weights(model, "verifier: train")
     _save(model.merge_and_unload() if v.lora else model, lm, out_dir)
-    log = [entry for entry in trainer.state.log_history if "loss" in entry]
-    del trainer, model, ref_model, lm
+    del model, ref_model, lm
     free_memory()
     return log
 
