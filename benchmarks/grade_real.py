@@ -6,7 +6,8 @@ Instruct gets the bare question through its chat template and answers in its own
 what the grader read from it, so every accept and every miss can be checked against the text:
 
     benchmarks/results/real_outputs/<model>_<task>.jsonl
-      {"index", "question", "choices", "gold", "completion", "extracted", "correct", "verified", "problem"}
+      {"index", "question", "choices", "gold", "completion", "truncated", "extracted", "correct", "verified",
+       "problem"}   ("truncated": the token budget cut the completion; files written before lack it: not cut)
 
 and the counts go to benchmarks/results/grade_real.json. `--regrade` grades the saved completions again
 with the current graders (no generation), printing which rows changed: after a grader fix.
@@ -62,6 +63,7 @@ def make_config(model: str, task: str, path: str):
 
 
 def graded_rows(task, examples, texts: list[str]) -> list[dict]:
+    """``texts``: `Completion`s (a plain str counts as not cut by the budget)."""
     from selftaught import star
 
     rows = []
@@ -74,8 +76,9 @@ def graded_rows(task, examples, texts: list[str]) -> list[dict]:
                 "question": example.question,
                 "choices": [list(c) for c in choices],
                 "gold": example.answer,
-                "completion": text,
-                "extracted": task.extract_answer(text, example),
+                "completion": str(text),
+                "truncated": graded.truncated,
+                "extracted": graded.answer,
                 "correct": graded.correct,
                 "verified": graded.verified,
                 "problem": graded.problem,
@@ -118,6 +121,7 @@ def counts(rows: list[dict]) -> dict:
 
 def regrade(model: str, task_name: str) -> dict | None:
     """Grade saved completions again with the current graders; print each row whose grade changed."""
+    from selftaught.samples import Completion
     from selftaught.tasks import make_task
 
     out = OUTPUTS / f"{model}_{task_name}.jsonl"
@@ -126,7 +130,7 @@ def regrade(model: str, task_name: str) -> dict | None:
     saved = [json.loads(line) for line in out.read_text().splitlines()]
     task = make_task(make_config(model, task_name, "unused"))
     examples = task.load("test")[: len(saved)]
-    rows = graded_rows(task, examples, [r["completion"] for r in saved])
+    rows = graded_rows(task, examples, [Completion(r["completion"], r.get("truncated") is True) for r in saved])
     for old, new in zip(saved, rows):
         if (old["extracted"], old["correct"]) != (new["extracted"], new["correct"]):
             print(

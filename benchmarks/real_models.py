@@ -39,6 +39,8 @@ VARIANTS = {
     "direct, lr 1e-3": ["loop.mode=direct", "train.learning_rate=1e-3"],
     "STaR no rat.": ["loop.rationalization=false"],
     "STaR": [],
+    # the paper samples greedily; the recipe may sample several rationales at a temperature instead
+    "STaR greedy": ["generation.num_samples=1", "generation.temperature=0"],
 }
 PHASES = ("generate", "rationalize", "train", "evaluate")
 
@@ -71,18 +73,39 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def finished(out: Path, iterations: int, partial: bool) -> dict | None:
+    """The row of a run already in ``out`` (``--reuse``): its iteration ``iterations``, or with ``partial``
+    its last one before that; None when there is none."""
+    summary = _read(out / "summary.json")
+    done = summary.get("iterations", [])[:iterations]
+    if not done or (len(done) < iterations and not partial):
+        return None
+    seconds = summary.get("seconds_this_session", 0.0)
+    return paper_table._row(done[-1], summary["base"], seconds) | {"iterations": len(done)}
+
+
 def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
-    runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in VARIANTS}}
+    variants = {name: VARIANTS[name] for name in args.variants}
+    runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in variants}}
     for seed in args.seeds:
-        for name, variant in VARIANTS.items():
+        base = None
+        for name, variant in variants.items():
             out = Path(args.work) / f"seed{seed}" / name.replace(" ", "_").replace(".", "").replace(",", "")
-            result = paper_table.run_variant(args.recipe, variant + overrides, seed, args, out)
+            result = finished(out, args.iterations, args.no_new_runs) if args.reuse else None
+            if result is None and args.no_new_runs:
+                print(f"seed {seed} {name}: no run in {out}, left out", flush=True)
+                continue
+            if result is None:
+                result = paper_table.run_variant(args.recipe, variant + overrides, seed, args, out)
+                result["iterations"] = args.iterations
             result |= phase_costs(out)
             runs[name].append(result)
             print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
-        base = result["base"]
-        runs["M0 few-shot"].append({**paper_table._row(base, base, 0.0), **phase_costs(out, iterations=False)})
-    return runs
+            base = (out, result["base"])
+        if base:
+            m0 = {**paper_table._row(base[1], base[1], 0.0), "iterations": 0}
+            runs["M0 few-shot"].append(m0 | phase_costs(base[0], iterations=False))
+    return {name: results for name, results in runs.items() if results}
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
@@ -90,18 +113,21 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
     for name, results in runs.items():
         rows[name]["seconds"] = {p: statistics.mean(r["seconds"].get(p, 0) for r in results) for p in PHASES}
         rows[name]["peak_rss_mib"] = {p: max((r["peak_rss_mib"].get(p, 0) for r in results), default=0) for p in PHASES}
+        rows[name]["seeds"] = len(results)
+        rows[name]["iterations"] = sorted({r.get("iterations", 0) for r in results})
     return rows
 
 
 def print_table(rows: dict[str, dict]) -> None:
-    print(f"{'variant':18} {'accuracy (min-max)':>20} {'kept':>5} {'rat.':>5}  gen/rat/train/eval s   peak GiB")
+    print(f"{'variant':16} {'accuracy (min-max)':>19} seeds it  kept rat.  gen/rat/train/eval s  GiB")
     for name, r in rows.items():
         a, s, m = r["accuracy"], r["seconds"], r["peak_rss_mib"]
         secs = "/".join(f"{s[p]:.0f}" for p in PHASES)
         peak = max(m.values(), default=0) / 1024
+        its = ",".join(map(str, r["iterations"]))
         print(
-            f"{name:18} {a['mean']:6.1%} ({a['min']:.1%}-{a['max']:.1%}) {r['kept']:5.0f} {r['rationalized']:5.0f}"
-            f"  {secs:>20}   {peak:8.1f}"
+            f"{name:16} {a['mean']:5.1%} ({a['min']:.1%}-{a['max']:.1%}) {r['seeds']:5} {its:>2} {r['kept']:5.0f}"
+            f" {r['rationalized']:4.0f} {secs:>20} {peak:4.1f}"
         )
 
 
@@ -114,6 +140,15 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=128, help="commonsenseqa: test rows (the split's last)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default=str(REPO / "runs" / "real_models"))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read runs under --work that finished --iterations instead of redoing them"
+    )
+    parser.add_argument(
+        "--no-new-runs",
+        action="store_true",
+        help="with --reuse: report only the runs already there (a run short of --iterations gives its last one)",
+    )
     parser.add_argument("--name", default="real_models")
     args = parser.parse_args()
     from selftaught.config import load_config
@@ -125,7 +160,13 @@ def main() -> None:
     rows = summarize(runs)
     print_table(rows)
     out = REPO / "benchmarks" / "results"
-    payload = {"recipe": args.recipe, "seeds": args.seeds, "iterations": args.iterations, "set": args.set}
+    payload = {
+        "recipe": args.recipe,
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "set": args.set,
+        "variants": args.variants,
+    }
     (out / f"{args.name}.json").write_text(json.dumps({**payload, "rows": rows, "runs": runs}, indent=2) + "\n")
     paper_table.plot(rows, runs, out / f"{args.name}.png", paper_table._title(args.recipe, payload))
     print(f"wrote {out / args.name}.json and .png")
