@@ -5,11 +5,16 @@ Rows, each from the same converted M0 (a registry package's GGUF), data and numb
   direct, lr ...     fine-tune M0 on question -> answer (loop.mode=direct) at two learning rates: the
                      baseline gets a tuned one, as in the paper's table
   STaR no rat.       STaR without rationalization
-  STaR               STaR (rationalization on)
+  STaR               STaR (rationalization on), sampling as the recipe says
+  STaR greedy        STaR with one greedy sample per question, as the paper generates
 
 Per row: test accuracy, mean (min-max) over seeds; kept / rationalized of the last iteration; seconds per
 phase summed over iterations (M0's evaluation included in "evaluate") and the peak resident memory of
 each phase (the largest over iterations and seeds). One JSON and one PNG under benchmarks/results/.
+
+``--variants`` picks rows; ``--reuse`` reads runs already under ``--work`` instead of redoing them
+(``--no-new-runs``: only those, a run short of ``--iterations`` giving its last iteration); ``--regrade``
+scores reused runs' saved test outputs by today's grader.
 
 CommonsenseQA has only its dev split in ../shared: the first --train rows train, the last --test rows
 test (disjoint), written as local files for the run.
@@ -73,15 +78,43 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def finished(out: Path, iterations: int, partial: bool) -> dict | None:
+def regraded(out: Path, folder: str, metrics: dict) -> dict:
+    """``metrics`` with test accuracy recomputed from ``folder``'s saved ``eval.jsonl`` by today's grader
+    (``--regrade``): runs made before a grader fix are then scored by the same rules as newer ones."""
+    from selftaught import star
+    from selftaught.rundir import read_saved_config
+    from selftaught.samples import Completion, read_samples
+    from selftaught.tasks import make_task
+
+    task = make_task(read_saved_config(out))
+    examples = {ex.id: ex for ex in task.load("test")}
+    rows = [
+        star.grade(task, examples[row.id], Completion(row.text, row.truncated), False)
+        for row in read_samples(out / folder / "eval.jsonl")
+    ]
+    accuracy, by_bucket = star.accuracy_by_bucket(task, list(examples.values()), rows)
+    if accuracy != metrics["accuracy"]:
+        print(f"{out / folder}: {metrics['accuracy']:.1%} -> {accuracy:.1%} regraded", flush=True)
+    return {**metrics, "accuracy": accuracy, "accuracy_by_bucket": by_bucket}
+
+
+def finished(out: Path, iterations: int, partial: bool, regrade: bool = False) -> dict | None:
     """The row of a run already in ``out`` (``--reuse``): its iteration ``iterations``, or with ``partial``
     its last one before that; None when there is none."""
     summary = _read(out / "summary.json")
+    if not summary and (out / "iter_001" / "train.jsonl").is_file() and _read(out / "base" / "metrics.json"):
+        if not (out / "iter_001" / "train.jsonl").read_text().strip():  # iteration 1 kept nothing: stays M0
+            base = _read(out / "base" / "metrics.json")
+            base = regraded(out, "base", base) if regrade else base
+            return {**paper_table._row(base, base, 0.0), "nothing_to_train": True, "iterations": 0}
     done = summary.get("iterations", [])[:iterations]
     if not done or (len(done) < iterations and not partial):
         return None
     seconds = summary.get("seconds_this_session", 0.0)
-    return paper_table._row(done[-1], summary["base"], seconds) | {"iterations": len(done)}
+    last, base = done[-1], summary["base"]
+    if regrade:
+        last, base = regraded(out, f"iter_{len(done):03d}", last), regraded(out, "base", base)
+    return paper_table._row(last, base, seconds) | {"iterations": len(done)}
 
 
 def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
@@ -91,7 +124,7 @@ def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
         base = None
         for name, variant in variants.items():
             out = Path(args.work) / f"seed{seed}" / name.replace(" ", "_").replace(".", "").replace(",", "")
-            result = finished(out, args.iterations, args.no_new_runs) if args.reuse else None
+            result = finished(out, args.iterations, args.no_new_runs, args.regrade) if args.reuse else None
             if result is None and args.no_new_runs:
                 print(f"seed {seed} {name}: no run in {out}, left out", flush=True)
                 continue
@@ -143,6 +176,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
     parser.add_argument(
         "--reuse", action="store_true", help="read runs under --work that finished --iterations instead of redoing them"
+    )
+    parser.add_argument(
+        "--regrade", action="store_true", help="with --reuse: score reused runs' saved test outputs by today's grader"
     )
     parser.add_argument(
         "--no-new-runs",
