@@ -254,16 +254,14 @@ def make_prompts(tokenizer, questions: int, prefix_tokens: int) -> tuple[list[st
 
 
 def versions() -> dict:
-    def version(name: str) -> str | None:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+    """The project's library versions (`library_versions`), plus vLLM's."""
+    from selftaught.common.versions import library_versions
 
-    import torch
-
-    names = ("transformers", "vllm", "peft", "tokenizers", "accelerate")
-    return {"torch": torch.__version__, **{name: version(name) for name in names}, "python": platform.python_version()}
+    try:
+        vllm = importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        vllm = None
+    return {**library_versions(), "vllm": vllm}
 
 
 def device_name(device: str) -> str:
@@ -345,10 +343,11 @@ def build_shape(shape: str, folder: Path, args, device: str) -> dict:
 
 
 def gsm8k_stop():
-    from selftaught.tasks.gsm8k import END_PATTERN, STOPS
-    from selftaught.tasks.stops import few_shot_stop
+    """The GSM8K task's own stop (no ``task.data.stop``)."""
+    from selftaught.config import DataConfig
+    from selftaught.tasks.gsm8k import GSM8KTask
 
-    return few_shot_stop((), END_PATTERN, STOPS)  # what the gsm8k task's `stop()` gives without task.data.stop
+    return GSM8KTask(DataConfig()).stop()
 
 
 # ---------------------------------------------------------------- (a) generation
