@@ -7,6 +7,7 @@ Rows, each from the same converted M0 (a registry package's GGUF), data and numb
   STaR no rat.       STaR without rationalization
   STaR               STaR (rationalization on), sampling as the recipe says
   STaR greedy        STaR with one greedy sample per question, as the paper generates
+  STaR greedy no rat.  the same without rationalization
 
 Per row: test accuracy, mean (min-max) over seeds; kept / rationalized of the last iteration; seconds per
 phase summed over iterations (M0's evaluation included in "evaluate") and the peak resident memory of
@@ -46,6 +47,7 @@ VARIANTS = {
     "STaR": [],
     # the paper samples greedily; the recipe may sample several rationales at a temperature instead
     "STaR greedy": ["generation.num_samples=1", "generation.temperature=0"],
+    "STaR greedy no rat.": ["generation.num_samples=1", "generation.temperature=0", "loop.rationalization=false"],
 }
 PHASES = ("generate", "rationalize", "train", "evaluate")
 
@@ -152,14 +154,14 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def print_table(rows: dict[str, dict]) -> None:
-    print(f"{'variant':16} {'accuracy (min-max)':>19} seeds it  kept rat.  gen/rat/train/eval s  GiB")
+    print(f"{'variant':20} {'accuracy (min-max)':>19} seeds it  kept rat.  gen/rat/train/eval s  GiB")
     for name, r in rows.items():
         a, s, m = r["accuracy"], r["seconds"], r["peak_rss_mib"]
         secs = "/".join(f"{s[p]:.0f}" for p in PHASES)
         peak = max(m.values(), default=0) / 1024
         its = ",".join(map(str, r["iterations"]))
         print(
-            f"{name:16} {a['mean']:5.1%} ({a['min']:.1%}-{a['max']:.1%}) {r['seeds']:5} {its:>2} {r['kept']:5.0f}"
+            f"{name:20} {a['mean']:5.1%} ({a['min']:.1%}-{a['max']:.1%}) {r['seeds']:5} {its:>2} {r['kept']:5.0f}"
             f" {r['rationalized']:4.0f} {secs:>20} {peak:4.1f}"
         )
 

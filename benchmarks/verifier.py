@@ -5,7 +5,9 @@ Per seed: a STaR run on the word problems with ``generation.num_samples`` sample
 of iterations 1..t for each t; then n samples per test question from the run's last generator, each scored
 by every verifier; pass@1, maj@k, pass@k and Verifier@k for k = 1, 2, 4, ..., n from those same samples
 (the unbiased estimators of `selftaught.verifier.estimate`), with the seconds for sampling, scoring and
-training. Every part is resumable: finished runs, verifiers and sample files are reused.
+training; beside them maj@k of only the samples whose steps check (the task's own check as the picker).
+``--rpo``: also a STaR run per seed with ``train.objective=rpo``, its generator's row beside SFT's. Every part
+is resumable: finished runs, verifiers and sample files are reused.
 
     .venv/bin/python benchmarks/verifier.py --seeds 0 1 --iterations 2 --samples 16
 
@@ -29,16 +31,24 @@ from selftaught.loop import run_star  # noqa: E402
 from selftaught.rundir import prepare_run_dir, release_run_dir  # noqa: E402
 from selftaught.samples import Sample  # noqa: E402
 from selftaught.tasks import make_task  # noqa: E402
-from selftaught.verifier.bestofk import best_of_k_metrics, k_values, sample_and_grade, score_rows  # noqa: E402
+from selftaught.verifier.bestofk import (  # noqa: E402
+    ScoredQuestion,
+    best_of_k_metrics,
+    k_values,
+    sample_and_grade,
+    score_rows,
+    steps_checked,
+)
 from selftaught.verifier.train import train_verifier, with_verifier_overrides  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def star_run(args, seed: int, m0: str | None) -> Path:
-    """The seed's STaR run (resumed if it exists); ``m0`` reuses another seed's pretrained M0."""
-    out = Path(args.out) / f"star_s{seed}"
-    overrides = [*args.set, f"seed={seed}", f"loop.iterations={args.iterations}"]
+def star_run(args, seed: int, m0: str | None, objective: str = "sft") -> Path:
+    """The seed's STaR run (resumed if it exists); ``m0`` reuses another seed's pretrained M0;
+    ``objective`` is step 4's (``rpo``: the generator trained by preference, the issue's optional row)."""
+    out = Path(args.out) / (f"star_s{seed}" if objective == "sft" else f"star_{objective}_s{seed}")
+    overrides = [*args.set, f"seed={seed}", f"loop.iterations={args.iterations}", f"train.objective={objective}"]
     if m0:
         overrides.append(f"model.name_or_path={m0}")
     if (out / "summary.json").is_file() and len(
@@ -94,6 +104,24 @@ def one_seed(args, seed: int, m0: str | None) -> dict:
     return out
 
 
+def generator_row(args, seed: int, m0: str | None, objective: str) -> dict:
+    """pass@1, maj@k and pass@k of the samples of a STaR run trained with ``objective`` (no verifier)."""
+    run = star_run(args, seed, m0, objective)
+    config, lock = prepare_run_dir(None, run, resume=True)
+    try:
+        examples, rows, seconds = test_samples(run, config, args.samples, args.temperature, args.max_test)
+    finally:
+        release_run_dir(lock)
+    task = make_task(config)
+    questions = [
+        ScoredQuestion(ex, group, [0.0] * len(group), steps_checked(task, ex, group))
+        for ex, group in zip(examples, rows)
+    ]
+    metrics = {k: v for k, v in best_of_k_metrics(questions, k_values(args.samples)).items() if "verifier" not in k}
+    greedy = rundir.read_json(run / "summary.json")["iterations"][-1]["accuracy"]
+    return {**metrics, "greedy_accuracy": greedy, "sample_seconds": seconds}
+
+
 def spread(values: list[float]) -> dict:
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
@@ -116,6 +144,9 @@ def print_table(table: dict, n: int, per_seed: dict) -> list[str]:
     ]
     for name in ("maj", "pass"):
         lines.append(f"| {name}@k | " + " | ".join(f"{first[f'{name}@{k}']['mean']:.1%}" for k in ks) + " |")
+    if "checked_maj@1" in first:  # the task's step check: vote among the samples whose steps check
+        cells = " | ".join(f"{first[f'checked_maj@{k}']['mean']:.1%}" for k in ks)
+        lines.append(f"| maj@k of the samples whose steps check | {cells} |")
     for t, row in table.items():
         cells = " | ".join(f"{row[f'verifier@{k}']['mean']:.1%}" for k in ks)
         lines.append(f"| Verifier@k, pairs of {t} iteration(s) ({row['num_pairs']['mean']:.0f} pairs) | {cells} |")
@@ -126,6 +157,23 @@ def print_table(table: dict, n: int, per_seed: dict) -> list[str]:
         f"\nseconds (mean per seed): sampling {n} per question {sample:.0f}, scoring them {score:.0f}, "
         f"training one verifier {train:.0f}"
     )
+    print("\n".join(lines))
+    return lines
+
+
+def print_generators(generators: dict, n: int) -> list[str]:
+    """Step 4 by SFT vs by RPO: greedy accuracy and the sampled metrics of each run's last generator."""
+    ks = k_values(n)
+    majs = " | ".join(f"maj@{k}" for k in ks[1:])
+    lines = ["", f"| generator (step 4) | greedy | pass@1 | {majs} | maj@{n}, steps checked | pass@{n} |"]
+    lines.append("|---|" + "---|" * (len(ks) + 3))
+    for name, seeds in generators.items():
+        mean = {key: spread([m[key] for m in seeds.values()])["mean"] for key in ("greedy_accuracy", "pass@1")}
+        majs = " | ".join(f"{spread([m[f'maj@{k}'] for m in seeds.values()])['mean']:.1%}" for k in ks[1:])
+        top = spread([m[f"pass@{n}"] for m in seeds.values()])["mean"]
+        checked = spread([m[f"checked_maj@{n}"] for m in seeds.values()])["mean"]
+        head = f"| STaR, {name} | {mean['greedy_accuracy']:.1%} | {mean['pass@1']:.1%}"
+        lines.append(f"{head} | {majs} | {checked:.1%} | {top:.1%} |")
     print("\n".join(lines))
     return lines
 
@@ -142,6 +190,8 @@ def plot(table: dict, n: int, path: Path, title: str) -> None:
     ax.plot(ks, [first["pass@1"]["mean"]] * len(ks), "k:", label="pass@1")
     ax.plot(ks, [first[f"maj@{k}"]["mean"] for k in ks], "s-", label="maj@k")
     ax.plot(ks, [first[f"pass@{k}"]["mean"] for k in ks], "^--", color="grey", label="pass@k")
+    if "checked_maj@1" in first:
+        ax.plot(ks, [first[f"checked_maj@{k}"]["mean"] for k in ks], "D-", label="maj@k, steps checked")
     for t, row in table.items():
         ax.plot(ks, [row[f"verifier@{k}"]["mean"] for k in ks], "o-", label=f"Verifier@k ({t} it.)")
     ax.set_xscale("log", base=2)
@@ -167,6 +217,9 @@ def main() -> None:
     parser.add_argument("--verifier-set", nargs="*", default=[], help="verifier.* overrides")
     parser.add_argument("--out", default=str(ROOT / "runs" / "vbench"))
     parser.add_argument("--name", default="verifier")
+    parser.add_argument(
+        "--rpo", action="store_true", help="also a STaR run per seed with train.objective=rpo: its generator's row"
+    )
     args = parser.parse_args()
     per_seed, m0 = {}, None
     for seed in args.seeds:
@@ -175,8 +228,17 @@ def main() -> None:
             m0 = rundir.read_json(Path(args.out) / f"star_s{seed}" / "summary.json")["base_model"]
     table = aggregate(per_seed, args.iterations, args.samples)
     lines = print_table(table, args.samples, per_seed)
+    generators = {}
+    if args.rpo:
+        rpo = {str(seed): generator_row(args, seed, m0, "rpo") for seed in args.seeds}
+        sft = {
+            seed: {**per_seed[seed]["verifiers"]["1"], "greedy_accuracy": per_seed[seed]["greedy_accuracy"]}
+            for seed in per_seed
+        }
+        generators = {"sft": sft, "rpo": rpo}
+        lines += print_generators(generators, args.samples)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"args": vars(args), "per_seed": per_seed, "table": table, "markdown": lines}
+    result = {"args": vars(args), "per_seed": per_seed, "table": table, "generators": generators, "markdown": lines}
     atomic.atomic_write_json(RESULTS / f"{args.name}.json", result)
     plot(table, args.samples, RESULTS / f"{args.name}.png", Path(args.recipe).stem)
     print(f"results: {RESULTS / (args.name + '.json')}, plot: {RESULTS / (args.name + '.png')}")

@@ -33,15 +33,19 @@ def majority(answers: list[str | None]) -> str | None:
 
 
 def score_samples(task: Task, examples: list[Example], samples: list[list[str]]) -> dict:
-    """maj@k and pass@k over k sampled completions per example (k = len of each list)."""
-    maj_hits = pass_hits = 0
+    """maj@k and pass@k over k sampled completions per example (k = len of each list), and checked_maj@k:
+    the vote of the samples whose reasoning steps check (`Task.verify_rationale`, which never reads the
+    gold answer), of all when none does; equal to maj@k for tasks without a step check."""
+    maj_hits = pass_hits = checked_hits = 0
     for example, texts in zip(examples, samples):
         answers = [star.extract(task, example, t) for t in texts]  # a `Completion` the budget cut: see extract
         maj_hits += task.check(majority(answers), example)
         pass_hits += any(task.check(a, example) for a in answers)
+        voters = [a for a, t in zip(answers, texts) if task.verify_rationale(example, t) is None] or answers
+        checked_hits += task.check(majority(voters), example)
     n = max(len(examples), 1)
     k = len(samples[0]) if samples else 0
-    return {f"maj@{k}": maj_hits / n, f"pass@{k}": pass_hits / n}
+    return {f"maj@{k}": maj_hits / n, f"pass@{k}": pass_hits / n, f"checked_maj@{k}": checked_hits / n}
 
 
 def eval_config(target: str, recipe: str | Path | None, overrides: list[str]) -> Config:

@@ -127,4 +127,20 @@ def test_score_samples_majority_and_pass():
     task = ArithmeticTask([1], [1], 1, 1)
     examples = [Example("a", "2+3", "5"), Example("b", "4+4", "8")]
     samples = [["|5", "|6", "|5"], ["|9", "|8", "|9"]]  # reversed answers: 5 right twice; 8 right once
-    assert score_samples(task, examples, samples) == {"maj@3": 0.5, "pass@3": 1.0}
+    # no sample shows its steps, so none checks and all vote: checked_maj@k is maj@k
+    assert score_samples(task, examples, samples) == {"maj@3": 0.5, "pass@3": 1.0, "checked_maj@3": 0.5}
+
+
+def test_checked_majority_lets_only_samples_whose_steps_check_vote():
+    from selftaught.evaluate import score_samples
+    from selftaught.tasks.arithmetic import ArithmeticTask, compact_completion
+    from selftaught.tasks.base import Example
+
+    task = ArithmeticTask([1], [1], 1, 1)
+    examples = [Example("b", "4+4", "8")]
+    worked = compact_completion("4", "4")  # every column checks, answer 8
+    assert score_samples(task, examples, [["|9", "|9", worked]]) == {"maj@3": 0.0, "pass@3": 1.0, "checked_maj@3": 1.0}
+    # a worked rationale whose steps do not check gets no vote either
+    wrong_steps = worked.replace("|", "7|")
+    assert task.verify_rationale(examples[0], wrong_steps) is not None
+    assert score_samples(task, examples, [["|9", "|9", wrong_steps]])["checked_maj@3"] == 0.0

@@ -103,6 +103,21 @@ def test_majority_at_k_is_exact_on_few_subsets_and_refuses_bad_k():
         pass_at_k(4, 1, 0)
 
 
+def test_checked_majority_at_k_equals_enumeration_of_votes_by_checked_samples():
+    answers, checked = ["7", "3", "3", "7", "3"], [True, False, False, True, True]
+    brute = 0.0
+    for subset in itertools.combinations(range(5), 3):
+        voters = [i for i in subset if checked[i]] or list(subset)  # none checks: everyone votes
+        votes = [answers[i] for i in voters]
+        counts = {a: votes.count(a) for a in votes}
+        top = [a for a in counts if counts[a] == max(counts.values())]
+        brute += sum(a == "7" for a in top) / len(top)
+    assert majority_at_k(answers, {"7"}, 3, checked=checked) == pytest.approx(brute / comb(5, 3))
+    assert majority_at_k(answers, {"7"}, 3, checked=checked) > majority_at_k(answers, {"7"}, 3)
+    with pytest.raises(ValueError, match="step-check flags"):
+        majority_at_k(answers, {"7"}, 3, checked=[True])
+
+
 # ------------------------------------------------------------------------------ training on a real run
 VERIFIER = {"steps": 24, "batch_size": 8, "learning_rate": 1e-3, "save_every_steps": 8}
 
@@ -190,7 +205,9 @@ def test_best_of_k_reports_verifier_at_k_beside_pass_and_maj(trained):
     config, root, _ = trained
     result = evaluate_best_of_k(config, resolve_model(str(root), config), root, 4, 1.0)
     assert {"pass@1", "maj@4", "pass@4", "verifier@1", "verifier@2", "verifier@4", "seconds_scoring"} <= set(result)
+    assert {"checked_maj@1", "checked_maj@4"} <= set(result)  # the task's step check as a second picker
     assert result["verifier@1"] == pytest.approx(result["pass@1"])  # one sample: nothing to pick from
+    assert result["checked_maj@4"] <= result["pass@4"] + 1e-12
     assert result["verifier@4"] <= result["pass@4"] + 1e-12
     assert all(0 <= result[key] <= 1 for key in result if "@" in key)
 

@@ -9,6 +9,7 @@ TRL's own tokenization is skipped, nothing else. Heavy imports (TRL, datasets) h
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ from pathlib import Path
 import torch
 
 from selftaught.models import LoadedModel
-from selftaught.training.sft import last_complete_checkpoint, use_bf16
+from selftaught.training.sft import checkpointing_kwargs, last_complete_checkpoint, use_bf16
+
+# TRL 1.x reads `model.is_gradient_checkpointing`, which transformers 5 deprecates: a warning per DPO step
+# that no user can act on (TRL's fix is theirs to ship)
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def encode_response(lm: LoadedModel, prompt: str, response: str, max_length: int) -> tuple[list[int], list[int]]:
@@ -116,7 +121,7 @@ def dpo_config(job: DpoJob, cuda: bool):
         data_seed=job.seed,
         use_cpu=not cuda,
         bf16=use_bf16(job.precision, cuda),
-        gradient_checkpointing=job.gradient_checkpointing and cuda,  # TRL's own field (its default: on)
+        **checkpointing_kwargs(job.gradient_checkpointing and cuda, DPOConfig),  # TRL's default: on
         report_to=[],
         disable_tqdm=True,
         remove_unused_columns=False,

@@ -140,16 +140,18 @@ def last_complete_checkpoint(out_dir: str | Path) -> str | None:
     return str(max(found)[1]) if found else None
 
 
-def _checkpointing_kwargs(enabled: bool) -> dict:
-    """transformers v5 renamed gradient_checkpointing to activation_checkpointing."""
-    if not enabled:
-        return {}
+def checkpointing_kwargs(enabled: bool, args_class=TrainingArguments) -> dict:
+    """Activation checkpointing on or off, by the field's current name.
+
+    transformers v5 renamed gradient_checkpointing to activation_checkpointing and warns on the old
+    name; TRL's configs default it to on, so the value is always passed.
+    """
     import inspect
 
     name = "activation_checkpointing"
-    if name not in inspect.signature(TrainingArguments).parameters:
+    if name not in inspect.signature(args_class).parameters:
         name = "gradient_checkpointing"
-    return {name: True}
+    return {name: enabled}
 
 
 def _tensorboard_callback(logs_dir: str | Path):
@@ -260,7 +262,7 @@ def _training_arguments(job: SftJob, cuda: bool) -> TrainingArguments:
         use_cpu=not cuda,
         bf16=use_bf16(train.precision, cuda),
         gradient_accumulation_steps=train.gradient_accumulation_steps,
-        **_checkpointing_kwargs(train.gradient_checkpointing and cuda),
+        **checkpointing_kwargs(train.gradient_checkpointing and cuda),
         # random batches: grouping by length made M0's batches all-plain or all-hinted and all one
         # digit count, and it learned single-digit sums far worse (76% vs 96% at 1 digit)
         train_sampling_strategy="random",

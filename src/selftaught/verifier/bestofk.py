@@ -24,6 +24,7 @@ class ScoredQuestion:
     example: Example
     rows: list[Sample]
     scores: list[float]
+    checked: list[bool] | None = None  # per sample: do its reasoning steps check (`steps_checked`)
 
 
 def k_values(n: int) -> list[int]:
@@ -39,12 +40,20 @@ def k_values(n: int) -> list[int]:
     return [*ks, n]
 
 
+def steps_checked(task, example: Example, rows: list[Sample]) -> list[bool]:
+    """Whether each sample's reasoning steps check (`Task.verify_rationale`), right answer or not: the
+    check reads the question and the completion, never the gold answer, so it can pick at test time."""
+    return [task.verify_rationale(example, row.text) is None for row in rows]
+
+
 def best_of_k_metrics(questions: list[ScoredQuestion], ks: list[int]) -> dict:
-    """pass@1 (mean correctness of a sample) and, per k, maj@k, pass@k and Verifier@k, averaged over questions."""
+    """pass@1 (mean correctness of a sample) and, per k, maj@k, pass@k and Verifier@k, averaged over
+    questions; with every question's ``checked``, also checked_maj@k (only samples whose steps check vote)."""
     total = max(len(questions), 1)
+    with_check = bool(questions) and all(q.checked is not None for q in questions)
     out = {"pass@1": sum(sum(r.correct for r in q.rows) / len(q.rows) for q in questions) / total}
     for k in ks:
-        maj = pas = ver = 0.0
+        maj = pas = ver = checked_maj = 0.0
         for q in questions:
             correct = [bool(r.correct) for r in q.rows]
             answers = [r.answer for r in q.rows]
@@ -52,7 +61,11 @@ def best_of_k_metrics(questions: list[ScoredQuestion], ks: list[int]) -> dict:
             maj += majority_at_k(answers, right, k)
             pas += pass_at_k(len(correct), sum(correct), k)
             ver += verifier_at_k(q.scores, correct, k)
+            if with_check:
+                checked_maj += majority_at_k(answers, right, k, checked=q.checked)
         out |= {f"maj@{k}": maj / total, f"pass@{k}": pas / total, f"verifier@{k}": ver / total}
+        if with_check:
+            out[f"checked_maj@{k}"] = checked_maj / total
     return out
 
 
@@ -124,7 +137,7 @@ def score_rows(config: Config, task, verifier_path: Path, examples: list[Example
     scorer.release()
     questions, at = [], 0
     for ex, group in zip(examples, rows):
-        questions.append(ScoredQuestion(ex, group, flat[at : at + len(group)]))
+        questions.append(ScoredQuestion(ex, group, flat[at : at + len(group)], steps_checked(task, ex, group)))
         at += len(group)
     return questions, seconds
 

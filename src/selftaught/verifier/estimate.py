@@ -9,7 +9,9 @@
   (C(n-a, k) - C(n-a-m, k)) / C(n, k), a = samples scored strictly higher (m = 1 gives the formula above).
 * ``pass_at_k``: Chen et al. (2021)'s unbiased pass@k, 1 - C(n-c, k) / C(n, k).
 * ``majority_at_k``: majority voting over a random k-subset, averaged over subsets (exact by enumeration
-  when there are few subsets, else over a fixed, seeded sample of them).
+  when there are few subsets, else over a fixed, seeded sample of them). With ``checked``, only the
+  subset's samples whose reasoning steps check vote (all of them when none does): the task's own step
+  check as a verifier that needs no training and no gold answer.
 """
 
 from __future__ import annotations
@@ -61,7 +63,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_at_k(answers: list[str | None], right: set[str], k: int, max_subsets: int = 512, seed: int = 0) -> float:
+def majority_at_k(
+    answers: list[str | None],
+    right: set[str],
+    k: int,
+    max_subsets: int = 512,
+    seed: int = 0,
+    checked: list[bool] | None = None,
+) -> float:
     """Chance that the majority answer of k random samples is right (``right``: the answers graded right).
 
     A tie between top answers is broken uniformly at random (in expectation). Exact (every k-subset) when
@@ -71,6 +80,8 @@ def majority_at_k(answers: list[str | None], right: set[str], k: int, max_subset
     1.0
     >>> majority_at_k(["3", "4"], {"3"}, 2)  # a tie: either answer, at random
     0.5
+    >>> majority_at_k(["3", "4", "4"], {"3"}, 3, checked=[True, False, False])  # only "3" checks
+    1.0
     """
     n = len(answers)
     _check(n, k)
@@ -79,7 +90,17 @@ def majority_at_k(answers: list[str | None], right: set[str], k: int, max_subset
     else:
         rng = random.Random(seed)
         subsets = [tuple(rng.sample(range(n), k)) for _ in range(max_subsets)]
-    return sum(_majority_right(answers, subset, right) for subset in subsets) / len(subsets)
+    if checked is not None and len(checked) != n:
+        raise ValueError(f"{n} answers but {len(checked)} step-check flags")
+    return sum(_majority_right(answers, _voters(subset, checked), right) for subset in subsets) / len(subsets)
+
+
+def _voters(subset: tuple[int, ...], checked: list[bool] | None) -> tuple[int, ...]:
+    """The members of ``subset`` that vote: those whose steps check, or all when none does (or no check)."""
+    if checked is None:
+        return subset
+    passing = tuple(i for i in subset if checked[i])
+    return passing or subset
 
 
 def _majority_right(answers: list[str | None], subset: tuple[int, ...], right: set[str]) -> float:
