@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from selftaught import rundir  # noqa: E402
+from selftaught import rundir, star  # noqa: E402
 from selftaught.common import atomic  # noqa: E402
 from selftaught.config import load_config  # noqa: E402
 from selftaught.loop import run_star  # noqa: E402
@@ -37,7 +37,6 @@ from selftaught.verifier.bestofk import (  # noqa: E402
     k_values,
     sample_and_grade,
     score_rows,
-    steps_checked,
 )
 from selftaught.verifier.train import train_verifier, with_verifier_overrides  # noqa: E402
 
@@ -114,7 +113,7 @@ def generator_row(args, seed: int, m0: str | None, objective: str) -> dict:
         release_run_dir(lock)
     task = make_task(config)
     questions = [
-        ScoredQuestion(ex, group, [0.0] * len(group), steps_checked(task, ex, group))
+        ScoredQuestion(ex, group, [0.0] * len(group), star.steps_checked(task, ex, [r.text for r in group]))
         for ex, group in zip(examples, rows)
     ]
     metrics = {k: v for k, v in best_of_k_metrics(questions, k_values(args.samples)).items() if "verifier" not in k}
@@ -231,6 +230,7 @@ def main() -> None:
     generators = {}
     if args.rpo:
         rpo = {str(seed): generator_row(args, seed, m0, "rpo") for seed in args.seeds}
+        # SFT's sampled metrics (pass@1, maj@k, pass@k) are the same in every verifier's entry: take the first
         sft = {
             seed: {**per_seed[seed]["verifiers"]["1"], "greedy_accuracy": per_seed[seed]["greedy_accuracy"]}
             for seed in per_seed

@@ -41,7 +41,7 @@ def score_samples(task: Task, examples: list[Example], samples: list[list[str]])
         answers = [star.extract(task, example, t) for t in texts]  # a `Completion` the budget cut: see extract
         maj_hits += task.check(majority(answers), example)
         pass_hits += any(task.check(a, example) for a in answers)
-        voters = [a for a, t in zip(answers, texts) if task.verify_rationale(example, t) is None] or answers
+        voters = [a for a, ok in zip(answers, star.steps_checked(task, example, texts)) if ok] or answers
         checked_hits += task.check(majority(voters), example)
     n = max(len(examples), 1)
     k = len(samples[0]) if samples else 0

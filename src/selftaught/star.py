@@ -55,6 +55,15 @@ def grade(task: Task, example: Example, completion: str, hinted: bool, sample: i
     )
 
 
+def steps_checked(task: Task, example: Example, completions: list[str]) -> list[bool]:
+    """Whether each completion's reasoning steps check (`Task.verify_rationale`), right answer or not.
+
+    The check reads the question and the completion, never the gold answer, so best of k can vote with
+    only the samples that pass it (checked_maj@k).
+    """
+    return [task.verify_rationale(example, text) is None for text in completions]
+
+
 def is_kept(row: Sample, filter_mode: str) -> bool:
     if filter_mode not in FILTERS:
         raise ValueError(f"unknown filter {filter_mode!r}; choose one of {FILTERS}")

@@ -19,10 +19,6 @@ import torch
 from selftaught.models import LoadedModel
 from selftaught.training.sft import checkpointing_kwargs, last_complete_checkpoint, use_bf16
 
-# TRL 1.x reads `model.is_gradient_checkpointing`, which transformers 5 deprecates: a warning per DPO step
-# that no user can act on (TRL's fix is theirs to ship)
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
 
 def encode_response(lm: LoadedModel, prompt: str, response: str, max_length: int) -> tuple[list[int], list[int]]:
     """(prompt ids, response ids + EOS) for a task prompt and a completion, cut to ``max_length`` in all
@@ -178,9 +174,13 @@ def train_preference(model, ref_model, lm: LoadedModel, rows: list[dict], job: D
     beside a PEFT model's own is removed again, so only the trained adapter is saved.
     """
     cuda = next(model.parameters()).is_cuda
-    trainer = _trainer(model, ref_model, lm, rows, dpo_config(job, cuda))
-    trainer.add_callback(_progress(on_step))
-    trainer.train(resume_from_checkpoint=last_complete_checkpoint(job.out_dir) if job.save_every_steps else None)
+    with warnings.catch_warnings():
+        # TRL 1.x reads `model.is_gradient_checkpointing` (building the trainer and at every step), which
+        # transformers 5 deprecates: warnings no user can act on (TRL's fix is theirs to ship)
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        trainer = _trainer(model, ref_model, lm, rows, dpo_config(job, cuda))
+        trainer.add_callback(_progress(on_step))
+        trainer.train(resume_from_checkpoint=last_complete_checkpoint(job.out_dir) if job.save_every_steps else None)
     model.eval()
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")

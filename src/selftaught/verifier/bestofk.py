@@ -24,7 +24,7 @@ class ScoredQuestion:
     example: Example
     rows: list[Sample]
     scores: list[float]
-    checked: list[bool] | None = None  # per sample: do its reasoning steps check (`steps_checked`)
+    checked: list[bool] | None = None  # per sample: do its reasoning steps check (`star.steps_checked`)
 
 
 def k_values(n: int) -> list[int]:
@@ -38,12 +38,6 @@ def k_values(n: int) -> list[int]:
         ks.append(k)
         k *= 2
     return [*ks, n]
-
-
-def steps_checked(task, example: Example, rows: list[Sample]) -> list[bool]:
-    """Whether each sample's reasoning steps check (`Task.verify_rationale`), right answer or not: the
-    check reads the question and the completion, never the gold answer, so it can pick at test time."""
-    return [task.verify_rationale(example, row.text) is None for row in rows]
 
 
 def best_of_k_metrics(questions: list[ScoredQuestion], ks: list[int]) -> dict:
@@ -137,7 +131,8 @@ def score_rows(config: Config, task, verifier_path: Path, examples: list[Example
     scorer.release()
     questions, at = [], 0
     for ex, group in zip(examples, rows):
-        questions.append(ScoredQuestion(ex, group, flat[at : at + len(group)], steps_checked(task, ex, group)))
+        checked = star.steps_checked(task, ex, [row.text for row in group])
+        questions.append(ScoredQuestion(ex, group, flat[at : at + len(group)], checked))
         at += len(group)
     return questions, seconds
 
