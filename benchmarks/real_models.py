@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ CSQA = REPO.parent / "shared" / "data" / "commonsenseqa"
 VARIANTS = {
     "direct, lr 2e-4": ["loop.mode=direct", "train.learning_rate=2e-4"],
     "direct, lr 1e-3": ["loop.mode=direct", "train.learning_rate=1e-3"],
+    "direct, lr 3e-3": ["loop.mode=direct", "train.learning_rate=3e-3"],
     "STaR no rat.": ["loop.rationalization=false"],
     "STaR": [],
     # the paper samples greedily; the recipe may sample several rationales at a temperature instead
@@ -80,9 +82,8 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def regraded(out: Path, folder: str, metrics: dict) -> dict:
-    """``metrics`` with test accuracy recomputed from ``folder``'s saved ``eval.jsonl`` by today's grader
-    (``--regrade``): runs made before a grader fix are then scored by the same rules as newer ones."""
+def graded_test(out: Path, folder: str):
+    """(task, test examples, graded rows) of ``folder``'s saved ``eval.jsonl``, by today's grader."""
     from selftaught import star
     from selftaught.rundir import read_saved_config
     from selftaught.samples import Completion, read_samples
@@ -94,6 +95,15 @@ def regraded(out: Path, folder: str, metrics: dict) -> dict:
         star.grade(task, examples[row.id], Completion(row.text, row.truncated), False)
         for row in read_samples(out / folder / "eval.jsonl")
     ]
+    return task, examples, rows
+
+
+def regraded(out: Path, folder: str, metrics: dict) -> dict:
+    """``metrics`` with test accuracy recomputed from ``folder``'s saved ``eval.jsonl`` by today's grader
+    (``--regrade``): runs made before a grader fix are then scored by the same rules as newer ones."""
+    from selftaught import star
+
+    task, examples, rows = graded_test(out, folder)
     accuracy, by_bucket = star.accuracy_by_bucket(task, list(examples.values()), rows)
     if accuracy != metrics["accuracy"]:
         print(f"{out / folder}: {metrics['accuracy']:.1%} -> {accuracy:.1%} regraded", flush=True)
@@ -119,6 +129,48 @@ def finished(out: Path, iterations: int, partial: bool, regrade: bool = False) -
     return paper_table._row(last, base, seconds) | {"iterations": len(done)}
 
 
+def question_scores(result: dict) -> dict[str, bool]:
+    """``{seed:question id: right}`` of one result's last evaluated model (M0's for a run that stays M0)."""
+    out = Path(result["out"])
+    folder = f"iter_{result['iterations']:03d}" if result.get("iterations") else "base"
+    _, examples, rows = graded_test(out, folder)
+    right = {row.id: row.correct for row in rows}
+    return {f"{result['seed']}:{ex_id}": bool(right.get(ex_id)) for ex_id in examples}
+
+
+def paired(runs: dict[str, list[dict]], first: str, second: str, resamples: int = 10_000) -> dict | None:
+    """``first``'s accuracy minus ``second``'s over the test problems both answered (same seeds, same
+    problems), with a 95% bootstrap interval over problems: with 64 problems a seed, one is 1.6 points."""
+    a = {k: v for r in runs.get(first, []) for k, v in question_scores(r).items()}
+    b = {k: v for r in runs.get(second, []) for k, v in question_scores(r).items()}
+    keys = sorted(a.keys() & b.keys())
+    if not keys:
+        return None
+    diffs = [int(a[k]) - int(b[k]) for k in keys]
+    rng = random.Random(0)
+    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(resamples))
+    return {
+        "first": first,
+        "second": second,
+        "problems": len(keys),
+        "difference": statistics.fmean(diffs),
+        "ci95": [means[int(0.025 * resamples)], means[int(0.975 * resamples)]],
+        "right_only_first": diffs.count(1),
+        "right_only_second": diffs.count(-1),
+    }
+
+
+def comparisons(runs: dict[str, list[dict]], target: str = "STaR") -> list[dict]:
+    """``target`` against every other row, paired by problem."""
+    found = [paired(runs, target, other) for other in runs if other != target] if target in runs else []
+    for c in filter(None, found):
+        low, high = c["ci95"]
+        points = f"{100 * c['difference']:+.1f} points (95% CI {100 * low:+.1f} to {100 * high:+.1f})"
+        print(f"{c['first']} - {c['second']}: {points}")
+        print(f"  {c['problems']} problems; right in one only: {c['right_only_first']} / {c['right_only_second']}")
+    return [c for c in found if c]
+
+
 def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
     variants = {name: VARIANTS[name] for name in args.variants}
     runs: dict[str, list[dict]] = {"M0 few-shot": [], **{name: [] for name in variants}}
@@ -133,12 +185,12 @@ def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
             if result is None:
                 result = paper_table.run_variant(args.recipe, variant + overrides, seed, args, out)
                 result["iterations"] = args.iterations
-            result |= phase_costs(out)
+            result |= phase_costs(out) | {"seed": seed, "out": str(out)}
             runs[name].append(result)
             print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
             base = (out, result["base"])
         if base:
-            m0 = {**paper_table._row(base[1], base[1], 0.0), "iterations": 0}
+            m0 = {**paper_table._row(base[1], base[1], 0.0), "iterations": 0, "seed": seed, "out": str(base[0])}
             runs["M0 few-shot"].append(m0 | phase_costs(base[0], iterations=False))
     return {name: results for name, results in runs.items() if results}
 
@@ -197,6 +249,7 @@ def main() -> None:
     runs = run_all(args, overrides)
     rows = summarize(runs)
     print_table(rows)
+    compared = comparisons(runs)
     out = REPO / "benchmarks" / "results"
     payload = {
         "recipe": args.recipe,
@@ -205,7 +258,8 @@ def main() -> None:
         "set": args.set,
         "variants": args.variants,
     }
-    (out / f"{args.name}.json").write_text(json.dumps({**payload, "rows": rows, "runs": runs}, indent=2) + "\n")
+    payload |= {"rows": rows, "paired": compared, "runs": runs}
+    (out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     paper_table.plot(rows, runs, out / f"{args.name}.png", paper_table._title(args.recipe, payload))
     print(f"wrote {out / args.name}.json and .png")
 

@@ -37,9 +37,14 @@ def model_folder(name: str) -> str:
     return str(ensure_converted(source, "", REPO / ".cache/selftaught/base")) if is_gguf(source) else source
 
 
-def task_config(model_path: str, budget: int, precision: str, batch_size: int):
-    from selftaught.config import config_from_dict
+def task_config(model_path: str, budget: int, precision: str, batch_size: int, recipe: str = ""):
+    """GSM8K under STaR's prompt, or (``recipe``) that recipe's task, greedy, with ``model_path`` as the model."""
+    from selftaught.config import config_from_dict, load_config
 
+    if recipe:
+        overrides = [f"model.name_or_path={model_path}", f"generation.batch_size={batch_size}"]
+        overrides += [f"generation.precision={precision}", "generation.num_samples=1", "generation.temperature=0"]
+        return load_config(recipe, overrides)
     data = {"train": str(SHARED / "test.jsonl"), "test": str(SHARED / "test.jsonl")}
     data |= {"few_shot": str(SHARED / "prompts.txt"), "max_new_tokens": budget}
     return config_from_dict(
@@ -51,7 +56,7 @@ def task_config(model_path: str, budget: int, precision: str, batch_size: int):
     )
 
 
-def worker(model_path: str, variant: str, questions: int, budget: int, batch_size: int) -> None:
+def worker(model_path: str, variant: str, questions: int, budget: int, batch_size: int, recipe: str = "") -> None:
     """One variant in this process: prints {"seconds", "tokens", "texts", "answers", "correct"} as JSON."""
     import torch
 
@@ -63,7 +68,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
 
     torch.set_num_threads(2)
     precision = "fp32" if variant in ("generate", "hf-fp32") else "auto"
-    config = task_config(model_path, budget, precision, batch_size)
+    config = task_config(model_path, budget, precision, batch_size, recipe)
     task = make_task(config)
     examples = task.load("test")[:questions]
     prompts, stop = [task.prompt(ex) for ex in examples], task.stop()
@@ -93,7 +98,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
 
 def run_variant(model_path: str, variant: str, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", variant, "--model", model_path, "--questions", str(args.questions)]
-    cmd += ["--budget", str(args.budget), "--batch-size", str(args.batch_size)]
+    cmd += ["--budget", str(args.budget), "--batch-size", str(args.batch_size), "--recipe", args.recipe]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -139,24 +144,26 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--worker", choices=VARIANTS)
+    parser.add_argument("--recipe", default="", help="that recipe's task and prompt instead of GSM8K's (its test set)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
     if args.worker:
-        worker(args.model, args.worker, args.questions, args.budget, args.batch_size)
+        worker(args.model, args.worker, args.questions, args.budget, args.batch_size, args.recipe)
         return
     model_path = model_folder(args.model)
     results = {v: run_variant(model_path, v, args) for v in VARIANTS}
     rows = table(results, args)
     n = args.questions
-    print(f"{args.model}: {n} GSM8K test questions, STaR 6-shot prompt, budget {args.budget}, batch {args.batch_size}")
+    workload = f"{Path(args.recipe).stem} test problems" if args.recipe else "GSM8K test questions, STaR 6-shot prompt"
+    print(f"{args.model}: {n} {workload}, budget {args.budget}, batch {args.batch_size}")
     print(f"{'variant':9}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
     for r in rows:
         print(f"{r['variant']:9}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
               f"{r['tokens_per_second_vs_generate']:>7}{r['identical_texts']:>6}/{n:<3}{r['equal_answers']:>5}/{n:<3}"
               f"{r['accuracy'] * 100:>5.1f}")  # fmt: skip
     out = Path(args.out or REPO / "benchmarks" / "results" / f"speed_real_{Path(args.model).stem}.json")
-    payload = {"model": args.model, "path": model_path, "questions": n, "budget": args.budget}
+    payload = {"model": args.model, "path": model_path, "recipe": args.recipe, "questions": n, "budget": args.budget}
     payload |= {"batch_size": args.batch_size, "rows": rows}
     payload["examples"] = {v: results[v]["texts"][:3] for v in VARIANTS}
     out.write_text(json.dumps(payload, indent=2) + "\n")

@@ -317,3 +317,72 @@ def test_grading_reads_no_answer_from_a_number_the_budget_cut(gsm, csqa):
     assert Sample.from_json(saved) == row
     del saved["truncated"]
     assert Sample.from_json(saved).truncated is False
+
+
+# ------------------------------------------------- faults found grading published LLM outputs (held out)
+CITY = Example(
+    "dc",
+    "Where does a senator spend most of the year?",
+    "e",
+    (
+        (
+            "choices",
+            (
+                ("a", "home state"),
+                ("b", "eat in restaurant"),
+                ("c", "farm"),
+                ("d", "ski lodge"),
+                ("e", "washington d.c."),
+            ),
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "\\boxed{(E) washington d.c.}",  # boxed: one label, its text
+        "Senators work in the capital.\n\nTherefore, the answer is \\(\\boxed{E}\\).",
+        "The capital is where they work. So the correct answer is \\boxed{(E) \\text{ Washington D.C.}}.",
+        "\\boxed{E} Washington",  # the "D" of "D.C." is part of the choice's text, not a label
+        "Thus, the best choice is:\n\n\\[\n\\boxed{E}\n\\]",
+        # each choice boxed while weighing it, then a conclusion: the conclusion is the answer
+        "A senator may visit \\boxed{(A) home state}. The senate sits in \\boxed{(E) washington d.c.}.\n\n"
+        "Therefore, the correct answer is \\boxed{(E) washington d.c.}.",
+        # a hedge the text then resolves
+        "Both (A) home state and (E) washington d.c. fit. However, the senate sits in the capital.\n\n"
+        "Thus, the best answer is \\boxed{E}.",
+        # the per-choice remarks before a conclusion are no answer of their own
+        "(A) home state: this choice is possible, as senators visit home.\n(C) farm: this choice is wrong.\n\n"
+        "Based on this analysis, the correct answer is (E) washington d.c.",
+    ],
+)
+def test_commonsenseqa_boxed_answers_and_conclusions(csqa, completion):
+    assert csqa.extract_answer(completion, CITY) == "e", completion
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "So, the correct answer is \\boxed{(A) home state} or \\boxed{(E) washington d.c.}.",
+        "Therefore, the correct answer is \\boxed{(A) home state} and \\boxed{(E) washington d.c.}.",
+        "A senator could be at \\boxed{(A) home state} in summer or at \\boxed{(E) washington d.c.} in session.",
+        "Thus, the answer is \\(\\boxed{E}\\) (or \\(\\boxed{A}\\) since both are places they live).",
+        # two conclusions that pick different choices contradict each other
+        "So the correct answer is \\boxed{A}. The senate meets in the capital, so the correct answer is \\boxed{E}.",
+    ],
+)
+def test_commonsenseqa_boxed_hedges_and_contradictions_are_no_answer(csqa, completion):
+    assert csqa.extract_answer(completion, CITY) is None, completion
+
+
+def test_commonsenseqa_choice_text_with_articles_and_statement_look_alikes(csqa):
+    # "eat in a restaurant" names the choice "eat in restaurant"; "a farm" is not the label (a)
+    assert csqa.extract_answer("Therefore, the answer is \\boxed{(B) eat in a restaurant}.", CITY) == "b"
+    assert csqa.extract_answer("The most likely place for him is a farm.", CITY) == "c"
+    # a heading over the choices ("each answer choice:") and a clause ("most suitable ... who is") state no answer
+    listed = "Let us look at each answer choice:\n(A) home state: too far.\n\nTherefore, the answer is (E)."
+    assert csqa.extract_answer(listed, CITY) == "e"
+    relative = "The most suitable choice for someone who is at a ski lodge is not asked. Thus, the answer is (E)."
+    assert csqa.extract_answer(relative, CITY) == "e"

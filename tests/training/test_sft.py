@@ -1,11 +1,12 @@
 import copy
 import dataclasses
+import warnings
 
 import torch
 
 from selftaught.config import TrainConfig
 from selftaught.models.positions import make_scheme
-from selftaught.training.sft import IGNORE, PadCollator, SftJob, encode_pairs, train_sft
+from selftaught.training.sft import IGNORE, PadCollator, SftJob, add_lora, encode_pairs, train_sft
 
 FAST = TrainConfig(batch_size=16, learning_rate=3e-3, save_every_steps=0)
 
@@ -54,3 +55,19 @@ def test_bf16_precision_autocasts_on_cpu_and_keeps_fp32_weights(char_tokenizer, 
     assert {p.dtype for p in tiny_llama.parameters()} == {torch.float32}
     assert abs(bf16[0]["loss"] - fp32[0]["loss"]) < 0.02 * fp32[0]["loss"]  # same batch, bf16 rounding
     assert bf16[-1]["loss"] < 0.7 * bf16[0]["loss"]
+
+
+def test_lora_wrapping_and_training_print_no_deprecation_warning_users_cannot_act_on(
+    char_tokenizer, tiny_llama, tmp_path
+):
+    """PEFT reads transformers 5's deprecated ``is_gradient_checkpointing`` while wrapping: every LoRA run
+    printed its FutureWarning. Other warnings still get through."""
+    features = encode_pairs(char_tokenizer, make_scheme("digit", char_tokenizer), [("1+2=", "3")] * 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = add_lora(tiny_llama, r=4, alpha=8, dropout=0.0, target_modules="all-linear")
+        train_sft(model, features, char_tokenizer.pad_token_id, SftJob(tmp_path, 2, FAST, seed=0))
+        warnings.warn("still shown", FutureWarning, stacklevel=1)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "is_gradient_checkpointing" in m]
+    assert "still shown" in messages

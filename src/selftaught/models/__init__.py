@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from selftaught.common.versions import quiet_checkpointing_deprecation
 from selftaught.config import ConfigError, ModelConfig
 from selftaught.models.embedded import load_meta, save_meta
 from selftaught.models.positions import PositionScheme, make_scheme
@@ -154,7 +155,8 @@ def load_model(path: str | Path, config: ModelConfig | None = None, dtype: torch
         if base is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+            with quiet_checkpointing_deprecation():  # PEFT reads the attribute while wrapping
+                model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     except MemoryError:
         raise
     except Exception as err:  # garbage weights raise SafetensorError, RuntimeError (shapes), ...

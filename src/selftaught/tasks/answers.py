@@ -25,7 +25,7 @@ _NUMBER_RE = re.compile(NUMBER, re.ASCII)
 ANSWER_TOKEN = "(" + NUMBER + r")(?:/(\d{1,20})(?![\d.]))?(%)?"
 _TOKEN_RE = re.compile(ANSWER_TOKEN, re.ASCII)
 _HASH_RE = re.compile(r"####[ \t]*" + ANSWER_TOKEN, re.ASCII)
-_BOXED_RE = re.compile(r"\\boxed\{((?:[^{}\n]|\{[^{}\n]{0,20}\}){0,80})\}")
+BOXED_RE = re.compile(r"\\boxed\{((?:[^{}\n]|\{[^{}\n]{0,20}\}){0,80})\}")  # one level of braces inside
 _FRAC_RE = re.compile(r"\\d?frac\{([^{}]{1,20})\}\{([^{}]{1,20})\}")
 # "the answer is", "Final answer:", "answer (as a fraction) is", "the answer would be", "Answer ="
 _STATEMENT_RE = re.compile(
@@ -208,7 +208,7 @@ def extract_gsm8k_answer(text: str, question: str | None = None) -> str | None:
         return None if _cut_copy(text, match) else _token(match)
     tail = text[-TAIL_CHARS:]  # statements and boxed answers are looked for near the end: bounded work
     boxed = None
-    for boxed in _BOXED_RE.finditer(tail):  # noqa: B007 - the last one counts
+    for boxed in BOXED_RE.finditer(tail):  # noqa: B007 - the last one counts
         pass
     if boxed is not None:
         inner = _FRAC_RE.sub(r"\1/\2", boxed.group(1))

@@ -16,6 +16,9 @@ Every function is linear in the text and bounded: untrusted model output goes th
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
+
+from selftaught.tasks.answers import BOXED_RE
 
 ANSWER_WINDOW = 200  # characters after a statement that can name the choice
 MAX_STATEMENTS = 20  # statements looked at, from the last one back
@@ -24,8 +27,9 @@ NEXT_QUESTION = "\nQ:"  # a made-up next few-shot question never decides the ans
 # "the answer is", "Answer:", "the correct option is", "the answer (most likely) is", "best choice:"
 # "the most likely place to find a piano is": an answer given in words, without the word "answer"
 _STATEMENT_RE = re.compile(
-    r"\b(?:answer|option|choice)\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*(?:is|was|would be|will be|should be|:|=)"
-    r"|\bmost (?:likely|suitable|appropriate|fitting)\b[^.\n]{0,60}?\b(?:is|would be)\b",
+    r"(?<!each answer )(?<!each )\b(?:answer|option|choice)\b(?:[ \t]*\([^()\n]{0,40}\))?[ \t]*"
+    r"(?:is|was|would be|will be|should be|:|=)"
+    r"|\bmost (?:likely|suitable|appropriate|fitting)\b(?:(?!\bwho\b)[^.\n]){0,60}?\b(?:is|would be)\b",
     re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
@@ -34,6 +38,13 @@ _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
 _CLAUSE_END_RE = re.compile(
     r"\b(?:because|since|but|not|while|whereas|which|instead)\b|;(?!\s*(?:or\b|\(?[A-Za-z]\b[).,:]))", re.IGNORECASE
 )
+# a statement that concludes ("Therefore, the correct answer is (C)") outranks the per-choice remarks before it
+_CONCLUSION_RE = re.compile(
+    r"\b(?:therefore|thus|so|hence|in conclusion|overall|ultimately|consequently|in summary|based on|final"
+    r"|considering|given|conclude|in the end)\b",
+    re.IGNORECASE,
+)
+_ARTICLES = frozenset(("a", "an", "the"))
 _OR_RE = re.compile(r"\b(?:or|either)\b", re.IGNORECASE)
 _PAREN_LABEL_RE = re.compile(r"\(([A-Za-z])\)")
 _CLOSE_LABEL_RE = re.compile(r"(?<![\w(])([A-Za-z])\)")  # "A) bank"
@@ -41,6 +52,8 @@ _CAPITAL_RE = re.compile(r"(?<![\w'(])([A-Z])(?![\w'(])")  # "most likely E", "B
 _LEADING_LABEL_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]|$)")  # "b." opening a statement
 _LABEL_LINE_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]\s*(.{0,100})|\)?)$")  # a last line "B. Walk", "(C)"
 _WORDS_RE = re.compile(r"[^\W_]+")
+_LATEX_TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm)\{([^{}]*)\}")  # "\boxed{(C) \text{city}}"
+_LATEX_MATH_RE = re.compile(r"\\[()\[\]]")  # "\(\boxed{C}\)"
 # what a sentence says of the choice it names to reject it: "(c) is not the answer", "(b) is incorrect"
 _REJECTION_RE = re.compile(
     r"\b(?:is|are|was|were|seems?|sounds?|looks?)\s+(?:not|never|incorrect|wrong|false|invalid|unlikely|impossible"
@@ -75,13 +88,14 @@ def _labels_in(window: str, labels: set[str]) -> set[str]:
 
 
 def _texts_in(window: str, choices: list[tuple[str, str]]) -> set[str]:
-    """Labels whose choice text appears in the window as whole words; a text found only inside
-    another found text ("desk" in "desk drawer") does not count."""
-    words = [w.lower() for w in _WORDS_RE.findall(window)]
+    """Labels whose choice text appears in the window as whole words, articles aside ("eat in a restaurant"
+    names "eat in restaurant"); a text found only inside another found text ("desk" in "desk drawer") does
+    not count."""
+    words = [w.lower() for w in _WORDS_RE.findall(window) if w.lower() not in _ARTICLES]
     joined = f" {' '.join(words)} "
     spans = []
     for label, text in choices:
-        needle = " ".join(w.lower() for w in _WORDS_RE.findall(text))
+        needle = " ".join(w.lower() for w in _WORDS_RE.findall(text) if w.lower() not in _ARTICLES)
         if not needle:
             continue
         at = joined.find(f" {needle} ")
@@ -102,6 +116,17 @@ def _outside_choices(window: str, choices: list[tuple[str, str]]) -> str:
         if needle:
             lowered = lowered.replace(needle, " " * len(needle))
     return lowered
+
+
+def _blanked(window: str, choices: list[tuple[str, str]]) -> str:
+    """The window with each choice's own text blanked out ("~", so "a floor" does not become a bare "a"), case
+    kept elsewhere: the "D" of "(E) Washington D.C." is part of a choice, not a second label."""
+    for _, text in choices:
+        words = _WORDS_RE.findall(text)
+        if words:  # word by word: "Washington D.C" (its period cut off as a sentence end) is still the choice
+            pattern = r"\b" + r"\W+".join(map(re.escape, words)) + r"\b"
+            window = re.sub(pattern, lambda match: "~" * len(match.group(0)), window, flags=re.IGNORECASE)
+    return window
 
 
 def _outside_spans(pattern: re.Pattern, window: str, choices: list[tuple[str, str]]) -> re.Match | None:
@@ -143,7 +168,7 @@ def decide(window: str, choices: list[tuple[str, str]]) -> tuple[bool, str | Non
     """
     labels = {label.lower() for label, _ in choices}
     clause = window[: _clause_end(window, choices)]
-    letters, texts = _labels_in(clause, labels), _texts_in(clause, choices)
+    letters, texts = _labels_in(_blanked(clause, choices), labels), _texts_in(clause, choices)
     if (not letters and not texts) or _rejected(window, choices):
         return False, None  # "(b) is not a valid option" states no answer
     if len(letters) > 1 or (not letters and len(texts) > 1):
@@ -200,6 +225,84 @@ def _window(text: str, at: int) -> str:
     return window[: end.start()] if end else window
 
 
+class Claim(NamedTuple):
+    """An answer statement or a boxed answer that names a choice."""
+
+    at: int  # where it starts in the text
+    label: str | None  # None: it hedges or contradicts itself
+    concludes: int  # 2: in a concluding sentence ("Therefore, the answer is (C)"); 1: a box alone at the end
+    remark: bool  # weighs one choice: "(C) farm: this option is possible", a boxed choice that concludes nothing
+
+
+def _claims(text: str, choices: list[tuple[str, str]]) -> list[Claim]:
+    """Each answer statement and each boxed answer that names a choice, in text order. The boxes are blanked
+    out of the text (positions kept) and their content read as any text ("the answer is \\boxed{(B)}"); each
+    box is a claim too, one that concludes only when no statement reads it ("\\boxed{(C) city}" alone)."""
+    boxes = list(BOXED_RE.finditer(text))[-MAX_STATEMENTS:]
+    plain = BOXED_RE.sub(lambda box: f"{box.group(1)}{' ' * 8}", text)  # "or \\boxed{A}" stays "or A"
+    claims, read = [], []
+    for statement in list(_STATEMENT_RE.finditer(plain))[-MAX_STATEMENTS:]:
+        window = _window(plain, statement.end())
+        read.append((statement.end(), statement.end() + len(window)))
+        named, label = decide(window, choices)
+        sentence = _SENTENCE_END_RE.split(plain[max(0, statement.start() - ANSWER_WINDOW) : statement.start()])[-1]
+        line = plain[plain.rfind("\n", 0, statement.start()) + 1 : statement.end()]
+        if named:
+            concludes = 2 if _CONCLUSION_RE.search(sentence) else 0
+            claims.append(Claim(statement.start(), label, concludes, _is_remark(line)))
+    starts = [box.start() for box in boxes]
+    for box in boxes:
+        named, label = decide(box.group(1), choices)
+        if not named:
+            continue
+        if any(start <= box.start() < end for start, end in read):  # its statement concludes, if anything
+            claims.append(Claim(box.start(), label, 0, False))
+        else:
+            concludes = _box_concludes(plain, box, starts)
+            claims.append(Claim(box.start(), label, concludes, not concludes))
+    return sorted(claims)
+
+
+def _is_remark(line: str) -> bool:
+    """Whether a statement's line, up to the statement's end, weighs a labelled choice ("(E) rural area - this
+    option is broad", "Option (C) is a possibility", "- (D) answer: ...") rather than answering."""
+    return bool(_LABEL_MARK_RE.search(line))
+
+
+def _box_concludes(plain: str, box: re.Match, starts: list[int]) -> int:
+    """How a boxed answer concludes the text (`Claim.concludes`): alone in its sentence, which concludes
+    ("Thus, the best choice is:\n\\boxed{D}"): 2, or ends the text: 1. "\\boxed{(A)} or \\boxed{(B)}": 0."""
+    sentence_start = max(0, box.start() - ANSWER_WINDOW)
+    for end in re.finditer(r"\.(?=\s)", plain[sentence_start : box.start()]):
+        sentence_start = max(0, box.start() - ANSWER_WINDOW) + end.end()
+    if any(sentence_start <= start < box.start() for start in starts):
+        return 0
+    if _CONCLUSION_RE.search(plain[sentence_start : box.start()]):
+        return 2
+    return 0 if plain[box.end() :].strip(" \t\n.!}") else 1
+
+
+def _agreed(claims: list[Claim]) -> str | None:
+    """The label all claims name; when they differ, the last conclusion's ("Therefore, the answer is (C)"),
+    if every claim after it and every statement before it that picks a choice name it too. Before it, a
+    hedge ("both (C) and (D) fit. Thus, the best choice is (C)") and a remark on one choice ("Option (C) is
+    a possibility", a model boxing each choice as it weighs it) are no answer; a concluding hedge is
+    resolved only by a concluding sentence, not by a bare box after it ("the answer is (B) or (E).
+    \\boxed{E}"). None otherwise: "The answer is boston. Therefore, the answer is maine (a)" contradicts
+    itself."""
+    labels = {claim.label for claim in claims}
+    if len(labels) == 1:
+        return labels.pop()
+    last = max((k for k, claim in enumerate(claims) if claim.concludes), default=None)
+    if last is None or claims[last].label is None:
+        return None
+    if claims[last].concludes < 2 and any(c.label is None and c.concludes for c in claims[:last]):
+        return None
+    before = {c.label for c in claims[:last] if c.label is not None and (c.concludes or not c.remark)}
+    after = {c.label for c in claims[last:]}
+    return claims[last].label if before | after == {claims[last].label} else None
+
+
 def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
     """The label a completion picks, from its answer statements that name a choice (all of them must name
     the same one); without one, from a last line that is a label ("B. Walk", "(C)"), or the one label the
@@ -213,22 +316,24 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
     'b'
     >>> extract_choice("Answer: C) desk", choices)
     'c'
+    >>> extract_choice("A desk holds a blotter. \\\\boxed{(C) \\\\text{desk}}", choices)
+    'c'
     >>> extract_choice("The answer is (a) shirt pocket or (c) desk.", choices) is None
     True
     >>> extract_choice("(a) is wrong, (c) fits.", choices) is None
     True
     >>> extract_choice("The answer is a basket. The answer is desk (c).", choices) is None
     True
+    >>> extract_choice("(A) shirt pocket: this choice is likely. Thus, the answer is \\\\boxed{(c)}.", choices)
+    'c'
+    >>> extract_choice("So the answer is \\\\boxed{B}. A desk is near, so the answer is \\\\boxed{C}.", choices) is None
+    True
     """
     text = text.split(NEXT_QUESTION, 1)[0].replace("**", "")
-    statements = list(_STATEMENT_RE.finditer(text))[-MAX_STATEMENTS:]
-    picked = set()  # the label of each statement that names a choice (None: one that hedges or contradicts)
-    for statement in statements:
-        named, label = decide(_window(text, statement.end()), choices)
-        if named:
-            picked.add(label)
-    if picked:
-        return picked.pop() if len(picked) == 1 else None  # two statements that disagree: no answer
+    text = _LATEX_MATH_RE.sub(" ", _LATEX_TEXT_RE.sub(r"\1", text))
+    claims = _claims(text, choices)
+    if claims:
+        return _agreed(claims)
     # a bare "A:" is the prompt's answer cue echoed (chat models end with it), not choice (a)
     lines = [line for line in text[-4 * ANSWER_WINDOW :].split("\n") if line.strip() not in ("", "A:", "Q:")]
     labels = {label.lower() for label, _ in choices}

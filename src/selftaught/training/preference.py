@@ -9,13 +9,13 @@ TRL's own tokenization is skipped, nothing else. Heavy imports (TRL, datasets) h
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from selftaught.common.versions import quiet_checkpointing_deprecation
 from selftaught.models import LoadedModel
 from selftaught.training.sft import checkpointing_kwargs, last_complete_checkpoint, use_bf16
 
@@ -174,10 +174,7 @@ def train_preference(model, ref_model, lm: LoadedModel, rows: list[dict], job: D
     beside a PEFT model's own is removed again, so only the trained adapter is saved.
     """
     cuda = next(model.parameters()).is_cuda
-    with warnings.catch_warnings():
-        # TRL 1.x reads `model.is_gradient_checkpointing` (building the trainer and at every step), which
-        # transformers 5 deprecates: warnings no user can act on (TRL's fix is theirs to ship)
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with quiet_checkpointing_deprecation():
         trainer = _trainer(model, ref_model, lm, rows, dpo_config(job, cuda))
         trainer.add_callback(_progress(on_step))
         trainer.train(resume_from_checkpoint=last_complete_checkpoint(job.out_dir) if job.save_every_steps else None)

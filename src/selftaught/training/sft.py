@@ -16,6 +16,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from selftaught.common.versions import quiet_checkpointing_deprecation
 from selftaught.config import TrainConfig
 from selftaught.models import native_cpu_bf16
 from selftaught.models.positions import PERIOD, PositionScheme
@@ -123,7 +124,8 @@ def add_lora(model, r: int, alpha: int, dropout: float, target_modules: str):
 
     targets = target_modules if target_modules == "all-linear" else [m.strip() for m in target_modules.split(",")]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with quiet_checkpointing_deprecation():  # PEFT reads the attribute while wrapping
+        return get_peft_model(model, config)
 
 
 def last_complete_checkpoint(out_dir: str | Path) -> str | None:
