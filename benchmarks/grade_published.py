@@ -7,8 +7,8 @@ on the whole GSM8K test set (1,319) and CommonsenseQA dev set (1,221), two promp
 and their 0/1 score. selftaught grades each text as it is (`extract_gsm8k_answer` / `extract_choice`
 against the gold answer) and counts where the two verdicts differ. The source's scorer is no ground
 truth (it reads "$70,000" as 70 and takes the last of two boxed choices), so every disagreement is
-written out to be read by hand; ``--verdicts FILE`` (JSON: {key: "ours" | "source" | "neither"}, the
-side that is right) turns the reading into counts of each side's errors, and ``--texts FILE`` writes the
+written out to be read by hand; ``--verdicts FILE`` (JSON: {key: "ours" | "source"}, the side whose
+verdict a careful reader shares) turns the reading into counts of each side's errors, and ``--texts FILE`` writes the
 disagreements not read yet, each with the end of its text, for the next reading.
 
 These outputs are held out: a rule is fixed when they show it wrong, but no test copies them.
@@ -28,6 +28,11 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+from selftaught.tasks.answers import extract_gsm8k_answer, numbers_equal  # noqa: E402
+from selftaught.tasks.choices import extract_choice  # noqa: E402
+from selftaught.tasks.gsm8k import percent_as_fraction  # noqa: E402
+
 METHODS = ("vanilla", "cot")
 # which model and prompt wrote each file (the repository's results/README.md): its timestamp -> label
 LABELS = {
@@ -54,10 +59,6 @@ def _record(value) -> dict:
 def grade_row(row: dict, method: str) -> tuple[str | None, bool, bool] | None:
     """(our extracted answer, our verdict, the source's verdict) for one row's ``method`` output; None
     when the source has no text for it."""
-    from selftaught.tasks.answers import extract_gsm8k_answer, numbers_equal
-    from selftaught.tasks.choices import extract_choice
-    from selftaught.tasks.gsm8k import percent_as_fraction
-
     record = _record(row[method])
     texts = record.get("generation") or []
     if not texts or not texts[0]:
@@ -158,11 +159,10 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="the folder of the published *.jsonl results")
-    parser.add_argument("--verdicts", default="", help="JSON {disagreement key: 'ours' | 'source' | 'neither'}")
+    parser.add_argument("--verdicts", default="", help="JSON {disagreement key: 'ours' | 'source'}")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "grade_published.json"))
     parser.add_argument("--texts", default="", help="also write the unread disagreements with their texts' ends here")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     files = sorted(p for p in Path(args.source).glob("*.jsonl") if p.name.startswith(("gsm_", "commonsenseqa_")))
     files = [p for p in files if not p.stem.endswith("_eval") and "233258" not in p.stem]  # 20-row PAL/PS runs
     if not files:
@@ -172,6 +172,9 @@ def main() -> None:
         results[path.stem], found = grade_file(path)
         disagreements += found
     verdicts = json.loads(Path(args.verdicts).read_text()) if args.verdicts else {}
+    stale = len(verdicts.keys() - {d["key"] for d in disagreements})
+    if stale:  # disagreements of an earlier grader that this one settles as the source does
+        print(f"{stale} verdicts are for texts the two graders now agree on")
     rows = summarize(results, disagreements, verdicts)
     print_table(rows)
     summed = totals(rows)

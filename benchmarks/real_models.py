@@ -138,23 +138,32 @@ def question_scores(result: dict) -> dict[str, bool]:
     return {f"{result['seed']}:{ex_id}": bool(right.get(ex_id)) for ex_id in examples}
 
 
-def paired(runs: dict[str, list[dict]], first: str, second: str, resamples: int = 10_000) -> dict | None:
-    """``first``'s accuracy minus ``second``'s over the test problems both answered (same seeds, same
-    problems), with a 95% bootstrap interval over problems: with 64 problems a seed, one is 1.6 points."""
-    a = {k: v for r in runs.get(first, []) for k, v in question_scores(r).items()}
-    b = {k: v for r in runs.get(second, []) for k, v in question_scores(r).items()}
+def paired(scores: dict[str, dict[str, bool]], first: str, second: str, resamples: int = 10_000) -> dict | None:
+    """``first``'s accuracy minus ``second``'s over the test problems of the seeds both rows ran (each
+    seed's test problems, a problem missing from a run's outputs counted wrong), with a 95% bootstrap
+    interval: problems are resampled within each seed. It says how much the gap could move with other
+    test problems, not with another training run (the spread over seeds says that)."""
+    a, b = scores.get(first, {}), scores.get(second, {})
     keys = sorted(a.keys() & b.keys())
     if not keys:
         return None
     diffs = [int(a[k]) - int(b[k]) for k in keys]
+    by_seed: dict[str, list[int]] = {}
+    for key, diff in zip(keys, diffs):
+        by_seed.setdefault(key.split(":", 1)[0], []).append(diff)
     rng = random.Random(0)
-    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(resamples))
+    means = [
+        statistics.fmean([d for group in by_seed.values() for d in rng.choices(group, k=len(group))])
+        for _ in range(resamples)
+    ]
+    cuts = statistics.quantiles(means, n=40)  # the first and last are the 2.5% and 97.5% points
+    low, high = cuts[0], cuts[-1]
     return {
         "first": first,
         "second": second,
         "problems": len(keys),
         "difference": statistics.fmean(diffs),
-        "ci95": [means[int(0.025 * resamples)], means[int(0.975 * resamples)]],
+        "ci95": [low, high],
         "right_only_first": diffs.count(1),
         "right_only_second": diffs.count(-1),
     }
@@ -162,7 +171,10 @@ def paired(runs: dict[str, list[dict]], first: str, second: str, resamples: int 
 
 def comparisons(runs: dict[str, list[dict]], target: str = "STaR") -> list[dict]:
     """``target`` against every other row, paired by problem."""
-    found = [paired(runs, target, other) for other in runs if other != target] if target in runs else []
+    if target not in runs:
+        return []
+    scores = {name: {k: v for r in results for k, v in question_scores(r).items()} for name, results in runs.items()}
+    found = [paired(scores, target, other) for other in runs if other != target]
     for c in filter(None, found):
         low, high = c["ci95"]
         points = f"{100 * c['difference']:+.1f} points (95% CI {100 * low:+.1f} to {100 * high:+.1f})"
@@ -184,7 +196,9 @@ def run_all(args, overrides: list[str]) -> dict[str, list[dict]]:
                 continue
             if result is None:
                 result = paper_table.run_variant(args.recipe, variant + overrides, seed, args, out)
-                result["iterations"] = args.iterations
+                # what ran: fewer iterations when the loop stopped early, none when the model stays M0
+                done = 0 if result.get("nothing_to_train") else len(_read(out / "summary.json").get("iterations", []))
+                result["iterations"] = done
             result |= phase_costs(out) | {"seed": seed, "out": str(out)}
             runs[name].append(result)
             print(f"seed {seed} {name}: {result['accuracy']:.1%} in {result['wall_seconds']:.0f} s", flush=True)
@@ -249,7 +263,6 @@ def main() -> None:
     runs = run_all(args, overrides)
     rows = summarize(runs)
     print_table(rows)
-    compared = comparisons(runs)
     out = REPO / "benchmarks" / "results"
     payload = {
         "recipe": args.recipe,
@@ -258,7 +271,9 @@ def main() -> None:
         "set": args.set,
         "variants": args.variants,
     }
-    payload |= {"rows": rows, "paired": compared, "runs": runs}
+    payload |= {"rows": rows, "runs": runs}
+    (out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n")  # before anything can fail
+    payload["paired"] = comparisons(runs)
     (out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     paper_table.plot(rows, runs, out / f"{args.name}.png", paper_table._title(args.recipe, payload))
     print(f"wrote {out / args.name}.json and .png")

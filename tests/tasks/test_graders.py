@@ -347,9 +347,6 @@ CITY = Example(
         "The capital is where they work. So the correct answer is \\boxed{(E) \\text{ Washington D.C.}}.",
         "\\boxed{E} Washington",  # the "D" of "D.C." is part of the choice's text, not a label
         "Thus, the best choice is:\n\n\\[\n\\boxed{E}\n\\]",
-        # each choice boxed while weighing it, then a conclusion: the conclusion is the answer
-        "A senator may visit \\boxed{(A) home state}. The senate sits in \\boxed{(E) washington d.c.}.\n\n"
-        "Therefore, the correct answer is \\boxed{(E) washington d.c.}.",
         # a hedge the text then resolves
         "Both (A) home state and (E) washington d.c. fit. However, the senate sits in the capital.\n\n"
         "Thus, the best answer is \\boxed{E}.",
@@ -369,6 +366,11 @@ def test_commonsenseqa_boxed_answers_and_conclusions(csqa, completion):
         "Therefore, the correct answer is \\boxed{(A) home state} and \\boxed{(E) washington d.c.}.",
         "A senator could be at \\boxed{(A) home state} in summer or at \\boxed{(E) washington d.c.} in session.",
         "Thus, the answer is \\(\\boxed{E}\\) (or \\(\\boxed{A}\\) since both are places they live).",
+        # a boxed pick before a conclusion that picks another: read as a contradiction, even where the model
+        # was only weighing each choice (a box says nothing of which it means)
+        "A senator may visit \\boxed{(A) home state}. The senate sits in \\boxed{(E) washington d.c.}.\n\n"
+        "Therefore, the correct answer is \\boxed{(E) washington d.c.}.",
+        "I pick \\boxed{A}. Thus, the answer is (E).",
         # two conclusions that pick different choices contradict each other
         "So the correct answer is \\boxed{A}. The senate meets in the capital, so the correct answer is \\boxed{E}.",
     ],
@@ -386,3 +388,30 @@ def test_commonsenseqa_choice_text_with_articles_and_statement_look_alikes(csqa)
     assert csqa.extract_answer(listed, CITY) == "e"
     relative = "The most suitable choice for someone who is at a ski lodge is not asked. Thus, the answer is (E)."
     assert csqa.extract_answer(relative, CITY) == "e"
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        # a box its own sentence rejects
+        "The answer is not \\boxed{A}.",
+        "The answer isn't \\boxed{A}.",
+        "\\boxed{A} is not the answer.",
+        "\\boxed{A} is incorrect.",
+        "It cannot be \\boxed{A}.",
+        "I would not choose \\boxed{A}.",
+        # a statement that picks one choice and a later conclusion that picks another, on one line
+        "The options are (A) home state and (C) farm. The answer is (A). Therefore, the answer is (C).",
+        "Between (A) and (C), the answer is (A). So the answer is (C).",
+        # boxes that disagree, with no concluding sentence to settle them
+        "the answer is (C) or (A). \\boxed{A}",
+        "\\boxed{C}. \\boxed{A}",
+        "\\boxed{C}. Hmm. Actually \\boxed{A}",
+        # a hedge after a choice whose text holds periods
+        "The answer is (E) Washington D.C. or (A) home state.",
+        # a statement inside a box: no crash, and no answer
+        "\\boxed{answer is (A)} or (C)",
+    ],
+)
+def test_commonsenseqa_rejected_boxes_and_unsettled_picks_are_no_answer(csqa, completion):
+    assert csqa.extract_answer(completion, CITY) is None, completion

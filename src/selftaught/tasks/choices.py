@@ -1,14 +1,18 @@
 """Multiple-choice answers: which labelled choice a completion picks, as plain functions.
 
 Models state a choice in many ways: "the answer is blotter (e).", "Answer: A) bank", "B. Walk",
-"(C)", "the answer is most likely E", an answer on the line after an empty "the answer is (", and a
-long rationale may say "the answer is" several times before its final one. A grader that accepts a
-wrong choice poisons STaR's training set, so anything ambiguous is *no answer*:
+"(C)", "the answer is most likely E", "\\boxed{(C) city}", an answer on the line after an empty "the
+answer is (", and a long rationale may say "the answer is" several times, remark on each labelled choice
+("Option (C) is a possibility") and hedge before its conclusion ("Therefore, the answer is (C)"), which
+then decides. A grader that accepts a wrong choice poisons STaR's training set, so anything ambiguous is
+*no answer*:
 
-* a hedge between two choices ("(C) country or (D) town") names two labels;
+* a hedge between two choices ("(C) country or (D) town", "\\boxed{(C)} or \\boxed{(D)}") names two labels;
 * a letter and a choice text that disagree ("B, a school building" when that is choice C's text);
-* answer statements that name different choices ("The answer is a resort. The answer is city (e).");
-* a choice that its own sentence rejects ("(c) understanding is not a suitable answer", "(b) is incorrect").
+* answer statements or boxes that name different choices, unless a conclusion settles between remarks
+  and hedges ("The answer is a resort. The answer is city (e)."; "I pick \\boxed{A}. Thus, it is (B).");
+* a choice that its own sentence rejects ("(c) understanding is not a suitable answer", "(b) is incorrect",
+  "it cannot be \\boxed{A}").
 
 Every function is linear in the text and bounded: untrusted model output goes through here.
 """
@@ -41,7 +45,7 @@ _CLAUSE_END_RE = re.compile(
 # a statement that concludes ("Therefore, the correct answer is (C)") outranks the per-choice remarks before it
 _CONCLUSION_RE = re.compile(
     r"\b(?:therefore|thus|so|hence|in conclusion|overall|ultimately|consequently|in summary|based on|final"
-    r"|considering|given|conclude|in the end)\b",
+    r"|considering|given|conclude|in the end|after (?:evaluating|considering|analy[sz]ing|reviewing))\b",
     re.IGNORECASE,
 )
 _ARTICLES = frozenset(("a", "an", "the"))
@@ -53,6 +57,12 @@ _LEADING_LABEL_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]|$)")  # "b." open
 _LABEL_LINE_RE = re.compile(r"^\W{0,4}\(?([A-Za-z])(?:[).:]\s*(.{0,100})|\)?)$")  # a last line "B. Walk", "(C)"
 _WORDS_RE = re.compile(r"[^\W_]+")
 _LATEX_TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm)\{([^{}]*)\}")  # "\boxed{(C) \text{city}}"
+_OPENING_LABEL_RE = re.compile(r"\s*(?:[-*\u2022]\s*)?\(?[A-Za-z]\)")  # a sentence or list item that opens with "(C)"
+# a negation just before a box, at most two words away: "is not \boxed{A}", "I would not choose \boxed{A}" (but
+# not "the choice for clothes that aren't pants is:\n\boxed{C}")
+_NEGATION_RE = re.compile(
+    r"(?:\b(?:not|never|cannot|no)|n['\u2019]t)\b(?:\s+(?!(?:is|are|was|were)\b)[A-Za-z]+){0,2}\s*$", re.IGNORECASE
+)
 _LATEX_MATH_RE = re.compile(r"\\[()\[\]]")  # "\(\boxed{C}\)"
 # what a sentence says of the choice it names to reject it: "(c) is not the answer", "(b) is incorrect"
 _REJECTION_RE = re.compile(
@@ -65,7 +75,7 @@ _LABEL_MARK_RE = re.compile(r"\([A-Za-z]\)|(?<![\w(])[A-Za-z]\)")  # "(c)", "c)"
 FILLER_WORDS = frozenset(
     "the a an answer answers is are must would will should be so therefore thus hence then most likely probably "
     "definitely clearly obviously option options choice choices letter correct best right final my it this that "
-    "one i choose pick select go with here of given or".split()
+    "one i choose pick select go with here of given or to".split()
 )
 
 
@@ -215,14 +225,28 @@ def _names_something_else(clause: str) -> bool:
     return bool(words - FILLER_WORDS)
 
 
-def _window(text: str, at: int) -> str:
-    """The rest of the statement's sentence; the next line when its own line says nothing ("is (")."""
+def _window(text: str, at: int, choices: list[tuple[str, str]] = ()) -> str:
+    """The rest of the statement's sentence; the next line when its own line says nothing ("is ("). A period
+    inside a choice's own text ("Washington D.C. or (A) ...") does not end the sentence."""
     window = text[at : at + ANSWER_WINDOW]
     head, newline, rest = window.partition("\n")
     if newline and head.strip(" \t:(") == "":
         window = head + " " + rest.lstrip("\n")
-    end = _SENTENCE_END_RE.search(window)
+    inside = _choice_spans(window, choices)
+    end = next((m for m in _SENTENCE_END_RE.finditer(window) if not any(s <= m.start() < e for s, e in inside)), None)
     return window[: end.start()] if end else window
+
+
+def _choice_spans(window: str, choices: list[tuple[str, str]]) -> list[tuple[int, int]]:
+    """Where the window holds a choice's text, word by word and case aside."""
+    spans = []
+    for _, text in choices:
+        words = _WORDS_RE.findall(text)
+        if words:
+            own_period = r"\." if text.rstrip().endswith(".") else ""  # "d.c." keeps its last period
+            pattern = r"\b" + r"\W+".join(map(re.escape, words)) + r"\b" + own_period
+            spans += [m.span() for m in re.finditer(pattern, window, flags=re.IGNORECASE)]
+    return spans
 
 
 class Claim(NamedTuple):
@@ -230,84 +254,88 @@ class Claim(NamedTuple):
 
     at: int  # where it starts in the text
     label: str | None  # None: it hedges or contradicts itself
-    concludes: int  # 2: in a concluding sentence ("Therefore, the answer is (C)"); 1: a box alone at the end
-    remark: bool  # weighs one choice: "(C) farm: this option is possible", a boxed choice that concludes nothing
+    concludes: bool  # in a concluding sentence: "Therefore, the answer is (C)", "Thus, the best choice is:\n\\boxed{D}"
+    remark: bool  # a statement weighing one labelled choice: "(C) farm: this option is possible", "Option (C) is"
+
+
+class _Reading(NamedTuple):
+    """What a statement read: its window, whether it named a choice or rejected one, where its clause ends."""
+
+    start: int
+    end: int
+    named: bool
+    rejected: bool
+    clause_end: int
 
 
 def _claims(text: str, choices: list[tuple[str, str]]) -> list[Claim]:
     """Each answer statement and each boxed answer that names a choice, in text order. The boxes are blanked
-    out of the text (positions kept) and their content read as any text ("the answer is \\boxed{(B)}"); each
-    box is a claim too, one that concludes only when no statement reads it ("\\boxed{(C) city}" alone)."""
+    out of the text (positions kept) and their content read as any text ("the answer is \\boxed{(B)}"); a
+    box inside a statement's answer clause is a claim that concludes nothing (its statement may), one
+    that a statement rejects or reads past ("(A), because \\boxed{B} is wrong") none, and a box no
+    statement reads ("\\boxed{(C) city}" alone) a claim of its own unless its sentence rejects it."""
     boxes = list(BOXED_RE.finditer(text))[-MAX_STATEMENTS:]
-    plain = BOXED_RE.sub(lambda box: f"{box.group(1)}{' ' * 8}", text)  # "or \\boxed{A}" stays "or A"
-    claims, read = [], []
+    plain = BOXED_RE.sub(lambda box: box.group(1) + " " * len("\\boxed{}"), text)  # "or \\boxed{A}": "or A"
+    claims, readings = [], []
     for statement in list(_STATEMENT_RE.finditer(plain))[-MAX_STATEMENTS:]:
-        window = _window(plain, statement.end())
-        read.append((statement.end(), statement.end() + len(window)))
+        window = _window(plain, statement.end(), choices)
         named, label = decide(window, choices)
-        sentence = _SENTENCE_END_RE.split(plain[max(0, statement.start() - ANSWER_WINDOW) : statement.start()])[-1]
-        line = plain[plain.rfind("\n", 0, statement.start()) + 1 : statement.end()]
+        clause_end = statement.end() + _clause_end(window, choices)
+        rejected = _rejected(window, choices)
+        readings.append(_Reading(statement.end(), statement.end() + len(window), named, rejected, clause_end))
         if named:
-            concludes = 2 if _CONCLUSION_RE.search(sentence) else 0
-            claims.append(Claim(statement.start(), label, concludes, _is_remark(line)))
-    starts = [box.start() for box in boxes]
+            sentence = _SENTENCE_END_RE.split(plain[max(0, statement.start() - ANSWER_WINDOW) : statement.start()])[-1]
+            concludes = bool(_CONCLUSION_RE.search(sentence))
+            remark = bool(_LABEL_MARK_RE.search(statement.group(0)) or _OPENING_LABEL_RE.match(sentence))
+            claims.append(Claim(statement.start(), label, concludes, remark))
     for box in boxes:
         named, label = decide(box.group(1), choices)
-        if not named:
+        reading = next((r for r in readings if r.start <= box.start() < r.end), None)
+        if reading is not None and not reading.named:
+            reading = None  # the statement says nothing of it ("... is watching TV instead of \\boxed{C}")
+        if not named or (reading and (reading.rejected or box.start() >= reading.clause_end)):
             continue
-        if any(start <= box.start() < end for start, end in read):  # its statement concludes, if anything
-            claims.append(Claim(box.start(), label, 0, False))
-        else:
-            concludes = _box_concludes(plain, box, starts)
-            claims.append(Claim(box.start(), label, concludes, not concludes))
-    return sorted(claims)
+        sentence = _sentence_before(plain, box.start())
+        if reading is not None:
+            claims.append(Claim(box.start(), label, False, False))
+        elif not _NEGATION_RE.search(sentence) and not _rejected(_window(plain, box.start(), choices), choices):
+            alone = not any(box.start() - len(sentence) <= other.start() < box.start() for other in boxes)
+            claims.append(Claim(box.start(), label, alone and bool(_CONCLUSION_RE.search(sentence)), False))
+    return sorted(claims, key=lambda claim: claim.at)
 
 
-def _is_remark(line: str) -> bool:
-    """Whether a statement's line, up to the statement's end, weighs a labelled choice ("(E) rural area - this
-    option is broad", "Option (C) is a possibility", "- (D) answer: ...") rather than answering."""
-    return bool(_LABEL_MARK_RE.search(line))
-
-
-def _box_concludes(plain: str, box: re.Match, starts: list[int]) -> int:
-    """How a boxed answer concludes the text (`Claim.concludes`): alone in its sentence, which concludes
-    ("Thus, the best choice is:\n\\boxed{D}"): 2, or ends the text: 1. "\\boxed{(A)} or \\boxed{(B)}": 0."""
-    sentence_start = max(0, box.start() - ANSWER_WINDOW)
-    for end in re.finditer(r"\.(?=\s)", plain[sentence_start : box.start()]):
-        sentence_start = max(0, box.start() - ANSWER_WINDOW) + end.end()
-    if any(sentence_start <= start < box.start() for start in starts):
-        return 0
-    if _CONCLUSION_RE.search(plain[sentence_start : box.start()]):
-        return 2
-    return 0 if plain[box.end() :].strip(" \t\n.!}") else 1
+def _sentence_before(plain: str, at: int) -> str:
+    """The text from the start of ``at``'s sentence (a period and a space, at most ANSWER_WINDOW back) to ``at``."""
+    start = max(0, at - ANSWER_WINDOW)
+    for end in re.finditer(r"\.(?=\s)", plain[start:at]):
+        start = max(0, at - ANSWER_WINDOW) + end.end()
+    return plain[start:at]
 
 
 def _agreed(claims: list[Claim]) -> str | None:
     """The label all claims name; when they differ, the last conclusion's ("Therefore, the answer is (C)"),
-    if every claim after it and every statement before it that picks a choice name it too. Before it, a
-    hedge ("both (C) and (D) fit. Thus, the best choice is (C)") and a remark on one choice ("Option (C) is
-    a possibility", a model boxing each choice as it weighs it) are no answer; a concluding hedge is
-    resolved only by a concluding sentence, not by a bare box after it ("the answer is (B) or (E).
-    \\boxed{E}"). None otherwise: "The answer is boston. Therefore, the answer is maine (a)" contradicts
-    itself."""
+    if every claim after it and every claim before it that picks a choice name it too, remarks on one
+    labelled choice aside ("Option (C) is a possibility. ... Thus, the answer is (E)"). A hedge before the
+    conclusion is resolved by it ("The answer is (C) or (D). ... Therefore, the answer is (D)"). None
+    otherwise: "The answer is boston. Therefore, the answer is maine (a)" and "I pick \\boxed{A}. Thus,
+    the answer is (B)" contradict themselves, and a bare box at the end resolves nothing ("the answer is
+    (B) or (E). \\boxed{E}")."""
     labels = {claim.label for claim in claims}
     if len(labels) == 1:
         return labels.pop()
     last = max((k for k, claim in enumerate(claims) if claim.concludes), default=None)
     if last is None or claims[last].label is None:
         return None
-    if claims[last].concludes < 2 and any(c.label is None and c.concludes for c in claims[:last]):
-        return None
-    before = {c.label for c in claims[:last] if c.label is not None and (c.concludes or not c.remark)}
+    before = {c.label for c in claims[:last] if c.label is not None and not c.remark}
     after = {c.label for c in claims[last:]}
     return claims[last].label if before | after == {claims[last].label} else None
 
 
 def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
-    """The label a completion picks, from its answer statements that name a choice (all of them must name
-    the same one); without one, from a last line that is a label ("B. Walk", "(C)"), or the one label the
-    text mentions; None when it names none, hedges, rejects the choice it names, or its letter and choice
-    text disagree. Labels are lowercased.
+    """The label a completion picks, from its answer statements and boxed answers that name a choice (they
+    must agree, or a conclusion settle between them: `_agreed`); without one, from a last line that is a
+    label ("B. Walk", "(C)"), or the one label the text mentions; None when it names none, hedges, rejects
+    the choice it names, or its letter and choice text disagree. Labels are lowercased.
 
     >>> choices = [("a", "shirt pocket"), ("b", "basket"), ("c", "desk")]
     >>> extract_choice("Therefore, the answer is basket (b).", choices)
@@ -348,7 +376,7 @@ def extract_choice(text: str, choices: list[tuple[str, str]]) -> str | None:
     # the one label mentioned, checked in its sentence as a statement would be: "must be a charm (c)" is no (c),
     # and "(c) is not a suitable answer" rejects it
     end = found[-1].end()
-    if _rejected(_window(text, found[-1].start()), choices):
+    if _rejected(_window(text, found[-1].start(), choices), choices):
         return None
     starts = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, end - ANSWER_WINDOW), found[-1].start())]
     return decide(text[starts[-1] if starts else max(0, end - ANSWER_WINDOW) : end], choices)[1]
