@@ -128,14 +128,23 @@ def _outside_choices(window: str, choices: list[tuple[str, str]]) -> str:
     return lowered
 
 
+def _choice_pattern(text: str, own_period: bool) -> re.Pattern | None:
+    """A choice's text word by word, case aside ("washington d.c." finds "Washington D.C"); with
+    ``own_period``, a text ending in "." keeps it ("d.c." then spans its last period)."""
+    words = _WORDS_RE.findall(text)
+    if not words:
+        return None
+    period = r"\." if own_period and text.rstrip().endswith(".") else ""
+    return re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b" + period, re.IGNORECASE)
+
+
 def _blanked(window: str, choices: list[tuple[str, str]]) -> str:
     """The window with each choice's own text blanked out ("~", so "a floor" does not become a bare "a"), case
     kept elsewhere: the "D" of "(E) Washington D.C." is part of a choice, not a second label."""
     for _, text in choices:
-        words = _WORDS_RE.findall(text)
-        if words:  # word by word: "Washington D.C" (its period cut off as a sentence end) is still the choice
-            pattern = r"\b" + r"\W+".join(map(re.escape, words)) + r"\b"
-            window = re.sub(pattern, lambda match: "~" * len(match.group(0)), window, flags=re.IGNORECASE)
+        pattern = _choice_pattern(text, own_period=False)  # "Washington D.C" cut at its period still counts
+        if pattern:
+            window = pattern.sub(lambda match: "~" * len(match.group(0)), window)
     return window
 
 
@@ -241,11 +250,9 @@ def _choice_spans(window: str, choices: list[tuple[str, str]]) -> list[tuple[int
     """Where the window holds a choice's text, word by word and case aside."""
     spans = []
     for _, text in choices:
-        words = _WORDS_RE.findall(text)
-        if words:
-            own_period = r"\." if text.rstrip().endswith(".") else ""  # "d.c." keeps its last period
-            pattern = r"\b" + r"\W+".join(map(re.escape, words)) + r"\b" + own_period
-            spans += [m.span() for m in re.finditer(pattern, window, flags=re.IGNORECASE)]
+        pattern = _choice_pattern(text, own_period=True)
+        if pattern:
+            spans += [m.span() for m in pattern.finditer(window)]
     return spans
 
 
