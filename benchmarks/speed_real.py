@@ -1,6 +1,7 @@
 """Generation speed on real pretrained models: plain fp32 `model.generate` against selftaught's `hf` and
 `sampler` backends (shared few-shot prefix encoded once, `generation.precision=auto`: bf16 on a CPU with
-AVX512-BF16/AMX; `hf-fp32` is `hf` with fp32 weights, prefix reuse alone), greedy, GSM8K test questions
+AVX512-BF16/AMX; `hf-fp32` is `hf` with fp32 weights; the `-sdpa` rows decode with transformers' SDPA
+attention instead of selftaught's shared-prefix attention), greedy, GSM8K test questions
 under STaR's 6-example prompt (../shared), the task's stops on in every variant, same questions, batch size
 and token budget; each variant in its own process.
 
@@ -25,7 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "gsm8k"
-VARIANTS = ("generate", "hf-fp32", "hf", "sampler")  # hf-fp32: prefix reuse alone, fp32 like generate
+# hf-fp32: prefix reuse (and shared-prefix attention), fp32 like generate; -sdpa: transformers' SDPA attention
+# instead of selftaught's shared-prefix attention, the same backend otherwise
+VARIANTS = ("generate", "hf-fp32-sdpa", "hf-fp32", "hf-sdpa", "hf", "sampler")
 
 
 def model_folder(name: str) -> str:
@@ -61,13 +64,13 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     import torch
 
     from selftaught import star
-    from selftaught.generation import make_generator
+    from selftaught.generation import as_completion, make_generator
     from selftaught.generation.sampler import encode, hf_generate_ids
     from selftaught.generation.sampling import Sampling
     from selftaught.tasks import make_task
 
     torch.set_num_threads(2)
-    precision = "fp32" if variant in ("generate", "hf-fp32") else "auto"
+    precision = "fp32" if variant == "generate" or "fp32" in variant else "auto"
     config = task_config(model_path, budget, precision, batch_size, recipe)
     task = make_task(config)
     examples = task.load("test")[:questions]
@@ -82,10 +85,14 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
             ids += hf_generate_ids(
                 lm.model, lm.tokenizer, rows[k : k + batch_size], budget, Sampling(stop=stop.for_chat(lm.chat))
             )
-        tokens = sum(len(r) for r in ids)
-        texts = [stop.for_chat(lm.chat).cut(t) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        tokens, chat_stop = sum(len(r) for r in ids), stop.for_chat(lm.chat)
+        decoded = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        # cut and marked as the backends mark theirs: the grader reads no answer from a text the budget cut
+        texts = [as_completion(text, len(row), budget, chat_stop) for text, row in zip(decoded, ids)]
     else:
-        generator.backend = variant.removesuffix("-fp32")
+        generator.backend = variant.split("-")[0]
+        if variant.endswith("-sdpa"):
+            lm.model.set_attn_implementation("sdpa")
         texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), Sampling(stop=stop))]
         tokens = generator.tokens_generated
     seconds = time.perf_counter() - start
@@ -157,9 +164,9 @@ def main() -> None:
     n = args.questions
     workload = f"{Path(args.recipe).stem} test problems" if args.recipe else "GSM8K test questions, STaR 6-shot prompt"
     print(f"{args.model}: {n} {workload}, budget {args.budget}, batch {args.batch_size}")
-    print(f"{'variant':9}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
+    print(f"{'variant':13}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
     for r in rows:
-        print(f"{r['variant']:9}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
+        print(f"{r['variant']:13}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
               f"{r['tokens_per_second_vs_generate']:>7}{r['identical_texts']:>6}/{n:<3}{r['equal_answers']:>5}/{n:<3}"
               f"{r['accuracy'] * 100:>5.1f}")  # fmt: skip
     out = Path(args.out or REPO / "benchmarks" / "results" / f"speed_real_{Path(args.model).stem}.json")

@@ -94,6 +94,18 @@ def test_make_generator_loads_weights_in_the_generation_dtype_and_training_stays
     assert next(load_model(sliding_model, config.model).model.parameters()).dtype == torch.float32
 
 
+def test_auto_precision_keeps_a_small_model_in_fp32_on_a_cpu(sliding_model, monkeypatch):
+    """bf16 pays on a CPU only once the weights are large; the embedded model generated slower in it."""
+    monkeypatch.setattr(models, "native_cpu_bf16", lambda: True)
+    config = ModelConfig(device="cpu", chat_template="off")
+    assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.float32
+    assert models.load_for_generation(sliding_model, config, "bf16").model.dtype == torch.bfloat16
+    monkeypatch.setattr(models, "MIN_BF16_CPU_PARAMETERS", 1)
+    assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.bfloat16
+    monkeypatch.setattr(models, "native_cpu_bf16", lambda: False)
+    assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.float32
+
+
 def test_the_output_layer_gets_a_flat_contiguous_input_and_the_logits_keep_their_shape(sliding_model):
     """A strided ``hidden[:, -1:, :]`` sent to a bf16 output layer went through `bmm` with the weight
     copied per row; the generator hands it a 2-D contiguous matrix, and the logits are unchanged."""

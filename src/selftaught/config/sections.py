@@ -124,7 +124,8 @@ class GenerationConfig:
     precision: str = setting(
         "auto",
         "weights' dtype while generating: auto = bf16 where the hardware computes it natively (CUDA, or a CPU"
-        " with AVX512-BF16/AMX), else model.dtype's choice | bf16 | fp32. Training and checkpoints stay fp32",
+        " with AVX512-BF16/AMX for a model of 20M+ parameters), else model.dtype's choice | bf16 | fp32."
+        " Training and checkpoints stay fp32",
     )
 
     def __post_init__(self):

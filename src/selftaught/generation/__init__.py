@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
+from selftaught.generation import shared_attention
 from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
 from selftaught.generation.sampling import GREEDY, Sampling
-from selftaught.models import LoadedModel, generation_dtype, load_model, load_tokenizer, render_prompt, use_chat
+from selftaught.models import LoadedModel, load_for_generation, load_tokenizer, render_prompt, use_chat
 from selftaught.samples import Completion
+from selftaught.tasks.stops import Stop
 
 BACKENDS = ("auto", "sampler", "hf", "vllm")
 
@@ -58,6 +60,12 @@ def flat_output_layer(model) -> None:
     layer._selftaught_flat = True
 
 
+def as_completion(text: str, tokens: int, budget: int, stop: Stop) -> Completion:
+    """A generated row's decoded text (``tokens`` long, EOS trimmed off) cut at ``stop``, marked truncated
+    when the budget ended it: a full-length row ran out of budget unless its text reached the stop."""
+    return Completion(stop.cut(text), truncated=tokens >= budget and stop.find_end(text) is None)
+
+
 class Generator:
     """Batched completion with the in-process model (``sampler`` or ``hf`` backend)."""
 
@@ -68,6 +76,8 @@ class Generator:
         self.tokens_generated = 0  # over every call, for throughput reports
         # digit positions depend on each row's content, so only ordinary positions share a prefix cache
         self.prefixes = PrefixStore(prefix_cache and loaded.scheme.ordinary)
+        if self.prefixes.enabled:  # decoding then reads the shared prefix's cache once per step, not once per row
+            shared_attention.enable(loaded.model)
 
     def complete(
         self,
@@ -103,9 +113,7 @@ class Generator:
             self.tokens_generated += sum(len(row) for row in rows)
             texts = lm.tokenizer.batch_decode(rows, skip_special_tokens=True)
             for (i, s), row, budget, text in zip(batch, rows, budgets, texts):
-                # EOS is trimmed off a row, so a full-length row ran out of budget unless its text reached the stop
-                cut = len(row) >= budget and sampling.stop.find_end(text) is None
-                results[i][s] = Completion(sampling.stop.cut(text), truncated=cut)
+                results[i][s] = as_completion(text, len(row), budget, sampling.stop)
             if on_batch:
                 on_batch(len(batch))
         return results
@@ -122,5 +130,5 @@ def make_generator(model_path, config):
         render = partial(render_prompt, tokenizer, chat, system=config.model.system_prompt)
         tensor_parallel = max(1, int(config.distributed.gpus_per_worker))  # one engine over a worker's GPUs
         return VLLMGenerator(model_path, config.model, render, config.seed, chat, tensor_parallel)
-    loaded = load_model(model_path, config.model, generation_dtype(g.precision, config.model))
+    loaded = load_for_generation(model_path, config.model, g.precision)
     return Generator(loaded, g.backend, g.batch_size, g.prefix_cache)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, StaticCache
 
+from selftaught.generation import shared_attention
+
 MIN_PREFIX_TOKENS = 32  # shorter shared prefixes are not worth a cache
 
 
@@ -58,12 +60,16 @@ class SharedPrefix:
         decode step copies the whole 1k+ token cache (and, on CPU, allocates tens of MB that malloc may
         hand back to the OS each time); measured on the GSM8K-shaped benchmark, the copies were most of
         a decode step. A static cache writes one position in place.
+
+        The cache is marked for `shared_attention`, which reads one copy of the prefix per decode step
+        instead of every row's.
         """
         cache = StaticCache(config=config, max_cache_len=max_cache_len)
         length = len(self.ids)
         for index, layer in enumerate(self.cache.layers):
             keys, values = (torch.cat([_shifted(t, pad, length) for pad in pads]) for t in (layer.keys, layer.values))
             cache.update(keys, values, index)
+        shared_attention.attach(cache, self.cache, pads)
         return cache
 
 

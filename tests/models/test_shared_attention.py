@@ -1,0 +1,101 @@
+"""Shared-prefix attention: the prefix's part of the softmax computed against one shared copy gives SDPA's
+attention, and greedy generation through it gives each prompt's own text."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from selftaught.config import ModelConfig
+from selftaught.generation import Generator, shared_attention
+from selftaught.generation.sampler import encode, hf_generate_ids
+from selftaught.models import load_model
+from tests.tiny_hf import build_bpe_tokenizer, build_model
+
+PREFIX = " ".join(f"Q: what is {k} plus {k + 1}? A: {2 * k + 1}." for k in range(10))
+QUESTIONS = ["Q: and 3 plus 4? A:", "Q: what is seven plus eight, said in words? A:", "Q: 1+1? A:", "Q: nine? A:"]
+
+
+def cache_with_prefix(prefix_k, prefix_v, starts, slots, generator):
+    """Static-cache-shaped keys/values: row i holds the prefix at starts[i], random own tokens after it,
+    zeros (pads and unwritten slots) elsewhere; the mask keeps the prefix and the row's first ``own`` slots."""
+    rows, length = len(starts), prefix_k.shape[2]
+    kv_heads, dim = prefix_k.shape[1], prefix_k.shape[3]
+    keys = torch.zeros(rows, kv_heads, slots, dim)
+    values = torch.zeros(rows, kv_heads, slots, dim)
+    mask = torch.zeros(rows, 1, 1, slots, dtype=torch.bool)
+    for row, start in enumerate(starts):
+        own = 3 + row
+        keys[row, :, start : start + length], values[row, :, start : start + length] = prefix_k[0], prefix_v[0]
+        end = start + length + own
+        keys[row, :, start + length : end] = torch.randn(kv_heads, own, dim, generator=generator)
+        values[row, :, start + length : end] = torch.randn(kv_heads, own, dim, generator=generator)
+        mask[row, 0, 0, start:end] = True
+    return keys, values, mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_shared_prefix_attention_equals_sdpa_over_every_row_copy(dtype):
+    generator = torch.Generator().manual_seed(0)
+    rows, heads, kv_heads, dim, length = 4, 6, 2, 16, 20
+    prefix_k = torch.randn(1, kv_heads, length, dim, generator=generator)
+    prefix_v = torch.randn(1, kv_heads, length, dim, generator=generator)
+    starts = [3, 0, 5, 1]  # left pads per row
+    keys, values, mask = cache_with_prefix(prefix_k, prefix_v, starts, 40, generator)
+    query = torch.randn(rows, heads, 1, dim, generator=generator)
+    groups = heads // kv_heads
+    expected = F.scaled_dot_product_attention(
+        query, keys.repeat_interleave(groups, 1), values.repeat_interleave(groups, 1), attn_mask=mask, scale=0.3
+    ).transpose(1, 2)
+    layer = SimpleNamespace(keys=keys.to(dtype), values=values.to(dtype), is_sliding=False)
+    shared_attention.attach(
+        SimpleNamespace(layers=[layer]),
+        SimpleNamespace(layers=[SimpleNamespace(keys=prefix_k, values=prefix_v)]),
+        starts,
+    )
+    got, _ = shared_attention.attention(None, query.to(dtype), layer.keys, layer.values, mask, scaling=0.3)
+    assert got.shape == (rows, 1, heads, dim) and got.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
+
+
+@pytest.fixture(scope="module")
+def gqa_llama(tmp_path_factory):
+    """A random Llama with grouped keys and values (4 query heads, 2 key/value heads)."""
+    folder = tmp_path_factory.mktemp("llama") / "model"
+    tokenizer = build_bpe_tokenizer([PREFIX, *QUESTIONS], vocab_size=300)
+    build_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["hf", "sampler"])
+def test_generation_through_the_shared_prefix_gives_each_prompts_own_text(gqa_llama, backend, monkeypatch):
+    lm = load_model(gqa_llama, ModelConfig(chat_template="off"))
+    prompts = [f"{PREFIX} {q}" for q in QUESTIONS]
+    alone = [
+        lm.tokenizer.decode(hf_generate_ids(lm.model, lm.tokenizer, encode(lm.tokenizer, [p]), 12)[0]) for p in prompts
+    ]
+    calls = []
+    original = shared_attention.shared_prefix_attention
+
+    def counted(query, *args):
+        calls.append(query.shape)
+        return original(query, *args)
+
+    monkeypatch.setattr(shared_attention, "shared_prefix_attention", counted)
+    generator = Generator(lm, backend, batch_size=4, prefix_cache=True)
+    assert lm.model.config._attn_implementation == shared_attention.NAME
+    assert [t[0] for t in generator.complete(prompts, [12] * 4)] == alone
+    assert len(calls) >= 2 * 11  # both layers, at every decode step after the first forward
+    assert all(shape[0] == 4 and shape[2] == 1 for shape in calls)
+
+
+def test_a_model_that_does_not_run_sdpa_keeps_its_attention(gqa_llama):
+    lm = load_model(gqa_llama, ModelConfig(chat_template="off"))
+    lm.model.set_attn_implementation("eager")
+    assert not shared_attention.enable(lm.model)
+    assert lm.model.config._attn_implementation == "eager"
