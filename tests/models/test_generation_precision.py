@@ -98,10 +98,16 @@ def test_auto_precision_keeps_a_small_model_in_fp32_on_a_cpu(sliding_model, monk
     """bf16 pays on a CPU only once the weights are large; the embedded model generated slower in it."""
     monkeypatch.setattr(models, "native_cpu_bf16", lambda: True)
     config = ModelConfig(device="cpu", chat_template="off")
+    stored = models.stored_parameters(sliding_model)
+    assert stored == sum(p.numel() for p in load_model(sliding_model, config).model.parameters())
     assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.float32
     assert models.load_for_generation(sliding_model, config, "bf16").model.dtype == torch.bfloat16
+    asked = ModelConfig(device="cpu", chat_template="off", dtype="bfloat16")  # asked for, whatever the size
+    assert models.load_for_generation(sliding_model, asked, "auto").model.dtype == torch.bfloat16
     monkeypatch.setattr(models, "MIN_BF16_CPU_PARAMETERS", 1)
-    assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.bfloat16
+    big = models.load_for_generation(sliding_model, config, "auto").model
+    assert big.dtype == torch.bfloat16
+    assert all(b.dtype == torch.float32 for n, b in big.named_buffers() if "inv_freq" in n)  # as from_pretrained
     monkeypatch.setattr(models, "native_cpu_bf16", lambda: False)
     assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.float32
 

@@ -38,28 +38,32 @@ def cache_with_prefix(prefix_k, prefix_v, starts, slots, generator):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_shared_prefix_attention_equals_sdpa_over_every_row_copy(dtype):
+@pytest.mark.parametrize("starts", [[3, 0, 5, 1], [25, 0, 2, 30]])  # the second: pads longer than the prefix
+def test_shared_prefix_attention_equals_sdpa_over_every_row_copy(dtype, starts):
     generator = torch.Generator().manual_seed(0)
     rows, heads, kv_heads, dim, length = 4, 6, 2, 16, 20
     prefix_k = torch.randn(1, kv_heads, length, dim, generator=generator)
     prefix_v = torch.randn(1, kv_heads, length, dim, generator=generator)
-    starts = [3, 0, 5, 1]  # left pads per row
-    keys, values, mask = cache_with_prefix(prefix_k, prefix_v, starts, 40, generator)
-    query = torch.randn(rows, heads, 1, dim, generator=generator)
-    groups = heads // kv_heads
-    expected = F.scaled_dot_product_attention(
-        query, keys.repeat_interleave(groups, 1), values.repeat_interleave(groups, 1), attn_mask=mask, scale=0.3
-    ).transpose(1, 2)
+    keys, values, mask = cache_with_prefix(prefix_k, prefix_v, starts, 64, generator)
     layer = SimpleNamespace(keys=keys.to(dtype), values=values.to(dtype), is_sliding=False)
-    shared_attention.attach(
-        SimpleNamespace(layers=[layer]),
-        SimpleNamespace(layers=[SimpleNamespace(keys=prefix_k, values=prefix_v)]),
-        starts,
-    )
-    got, _ = shared_attention.attention(None, query.to(dtype), layer.keys, layer.values, mask, scaling=0.3)
-    assert got.shape == (rows, 1, heads, dim) and got.dtype == dtype
-    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
-    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
+    prefix = SimpleNamespace(layers=[SimpleNamespace(keys=prefix_k, values=prefix_v)])
+    shared_attention.attach(SimpleNamespace(layers=[layer]), prefix, starts)
+    groups = heads // kv_heads
+    narrower = mask.clone()
+    narrower[1, 0, 0, starts[1] + length + 2 :] = False  # the next step's mask differs: its split is redone
+    for step_mask in (mask, narrower):
+        query = torch.randn(rows, heads, 1, dim, generator=generator)
+        expected = F.scaled_dot_product_attention(
+            query,
+            keys.repeat_interleave(groups, 1),
+            values.repeat_interleave(groups, 1),
+            attn_mask=step_mask,
+            scale=0.3,
+        ).transpose(1, 2)
+        got, _ = shared_attention.attention(None, query.to(dtype), layer.keys, layer.values, step_mask, scaling=0.3)
+        assert got.shape == (rows, 1, heads, dim) and got.dtype == dtype
+        tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +98,12 @@ def test_generation_through_the_shared_prefix_gives_each_prompts_own_text(gqa_ll
     assert all(shape[0] == 4 and shape[2] == 1 for shape in calls)
 
 
-def test_a_model_that_does_not_run_sdpa_keeps_its_attention(gqa_llama):
+def test_a_model_that_does_not_run_sdpa_or_is_not_a_checked_architecture_keeps_its_attention(gqa_llama, monkeypatch):
     lm = load_model(gqa_llama, ModelConfig(chat_template="off"))
     lm.model.set_attn_implementation("eager")
     assert not shared_attention.enable(lm.model)
     assert lm.model.config._attn_implementation == "eager"
+    lm.model.set_attn_implementation("sdpa")
+    monkeypatch.setattr(shared_attention, "MODEL_TYPES", ("qwen2",))
+    assert not shared_attention.enable(lm.model)
+    assert lm.model.config._attn_implementation == "sdpa"

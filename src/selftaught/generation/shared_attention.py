@@ -25,18 +25,25 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 NAME = "selftaught_shared_prefix"
 _ATTRIBUTE = "_selftaught_shared_prefix"
-_SPECIAL = ("softcap", "s_aux", "position_bias", "sliding_window")  # arguments this path does not implement
+_SPECIAL = ("softcap", "s_aux", "sinks", "indices", "position_bias", "sliding_window")  # not implemented here
+# architectures whose attention is checked to call the attention function with plain queries, keys and values,
+# and whose model code does not branch on the implementation's name being "sdpa" (Gemma 4 and Falcon do)
+MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
 
 
 def enable(model) -> bool:
-    """Run ``model``'s attention through `attention` where it now runs SDPA (the CPU default); True if so."""
+    """Run ``model``'s attention through `attention` where it now runs SDPA on a CPU (where the gain was
+    measured; on CUDA `generate` compiles static-cache decoding, which this Python-side path would break up)
+    and its architecture is one of `MODEL_TYPES`; True if so."""
     config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) != "sdpa":
+    if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "model_type", "") not in MODEL_TYPES:
+        return False
+    if next(model.parameters()).device.type != "cpu":
         return False
     AttentionInterface.register(NAME, attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
     model.set_attn_implementation(NAME)
-    return True
+    return model.config._attn_implementation == NAME  # remote code may refuse it
 
 
 class _Rows:
@@ -88,6 +95,7 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
         or not isinstance(attention_mask, torch.Tensor)
         or attention_mask.dtype != torch.bool
         or dropout != 0.0
+        or key.shape[-1] != value.shape[-1]
         or any(kwargs.get(name) is not None for name in _SPECIAL)
     )
     if plain:

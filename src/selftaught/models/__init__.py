@@ -102,21 +102,41 @@ def generation_dtype(precision: str, config: ModelConfig) -> torch.dtype:
     return pick_dtype(config, device)
 
 
-# Below this a CPU gains little from bf16 weights (they fit its caches) and the cast costs: the embedded 4.2M
-# model's `eval` took 11.3 s in bf16 against 10.4 s in fp32; random Llamas of 42M and 162M decode 1.7-1.8x faster
+# Below this a CPU gains little from bf16 weights (they fit its caches) and may lose: the embedded 0.9M model's
+# `eval` took 11.3 s in bf16 against 10.4 s in fp32; random Llamas of 7M / 42M / 162M decode 1.3x / 1.7x / 1.8x faster
 MIN_BF16_CPU_PARAMETERS = 20_000_000
 
 
 def load_for_generation(path: str | Path, config: ModelConfig, precision: str) -> LoadedModel:
-    """`load_model` with weights in `generation_dtype`; ``auto`` on a CPU keeps a model of under
-    `MIN_BF16_CPU_PARAMETERS` in fp32 (loaded in fp32, cast once its size is known)."""
+    """`load_model` with weights in `generation_dtype`; ``auto`` (with ``model.dtype=auto``) on a CPU keeps
+    a model of under `MIN_BF16_CPU_PARAMETERS` in fp32. The size comes from the safetensors headers before
+    loading, so the model is loaded once, in its dtype, as `from_pretrained` loads it (fp32 buffers such
+    as rotary frequencies stay fp32); a size that cannot be read counts as large."""
     dtype = generation_dtype(precision, config)
-    if precision != "auto" or dtype != torch.bfloat16 or pick_device(config) != "cpu":
-        return load_model(path, config, dtype)
-    loaded = load_model(path, config, torch.float32)
-    if sum(p.numel() for p in loaded.model.parameters()) >= MIN_BF16_CPU_PARAMETERS:
-        loaded.model.to(torch.bfloat16)
-    return loaded
+    small = precision == "auto" and config.dtype == "auto" and dtype == torch.bfloat16
+    small = small and pick_device(config) == "cpu" and (stored_parameters(path) or 0) < MIN_BF16_CPU_PARAMETERS
+    return load_model(path, config, torch.float32 if small else dtype)
+
+
+def stored_parameters(path: str | Path) -> int | None:
+    """Parameters in a local model folder's safetensors files (an adapter folder's: its base model's),
+    read from their headers; None where there are none to read (a hub id, other formats)."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    folder = Path(str(path))
+    try:
+        base = _adapter_base(folder) if folder.is_dir() else None
+    except ValueError:
+        return None
+    folder = Path(base) if base else folder
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    total = 0
+    for file in files:
+        with safe_open(str(file), "pt") as handle:
+            total += sum(prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+    return total or None
 
 
 def _adapter_base(path: Path) -> str | None:
