@@ -104,6 +104,10 @@ def test_auto_precision_keeps_a_small_model_in_fp32_on_a_cpu(sliding_model, monk
     assert models.load_for_generation(sliding_model, config, "bf16").model.dtype == torch.bfloat16
     asked = ModelConfig(device="cpu", chat_template="off", dtype="bfloat16")  # asked for, whatever the size
     assert models.load_for_generation(sliding_model, asked, "auto").model.dtype == torch.bfloat16
+    monkeypatch.setattr(models, "stored_parameters", lambda path: None)  # e.g. a hub id: counts as large
+    assert models.load_for_generation(sliding_model, config, "auto").model.dtype == torch.bfloat16
+    monkeypatch.undo()
+    monkeypatch.setattr(models, "native_cpu_bf16", lambda: True)
     monkeypatch.setattr(models, "MIN_BF16_CPU_PARAMETERS", 1)
     big = models.load_for_generation(sliding_model, config, "auto").model
     assert big.dtype == torch.bfloat16

@@ -113,8 +113,9 @@ def load_for_generation(path: str | Path, config: ModelConfig, precision: str) -
     loading, so the model is loaded once, in its dtype, as `from_pretrained` loads it (fp32 buffers such
     as rotary frequencies stay fp32); a size that cannot be read counts as large."""
     dtype = generation_dtype(precision, config)
-    small = precision == "auto" and config.dtype == "auto" and dtype == torch.bfloat16
-    small = small and pick_device(config) == "cpu" and (stored_parameters(path) or 0) < MIN_BF16_CPU_PARAMETERS
+    cpu_auto_bf16 = precision == config.dtype == "auto" and dtype == torch.bfloat16 and pick_device(config) == "cpu"
+    stored = stored_parameters(path) if cpu_auto_bf16 else None
+    small = stored is not None and stored < MIN_BF16_CPU_PARAMETERS
     return load_model(path, config, torch.float32 if small else dtype)
 
 
