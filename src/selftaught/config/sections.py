@@ -127,6 +127,12 @@ class GenerationConfig:
         " with AVX512-BF16/AMX for a model of 20M+ parameters), else model.dtype's choice | bf16 | fp32."
         " Training and checkpoints stay fp32",
     )
+    output_screen: bool = setting(
+        True,
+        "greedy decoding with fp32 weights and a 32k+ vocabulary finds each next token with an int8 copy of the"
+        " output layer and exact fp32 scores of its top 64, certified by an error bound (else the full layer):"
+        " the same tokens, a quarter of the layer's bytes per step; false computes the full layer",
+    )
 
     def __post_init__(self):
         choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))

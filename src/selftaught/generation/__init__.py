@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from selftaught.generation import shared_attention
+from selftaught.generation import argmax_screen, shared_attention
 from selftaught.generation.prefix import PrefixStore
 from selftaught.generation.sampler import encode, hf_generate_ids, sample_ids
 from selftaught.generation.sampling import GREEDY, Sampling
@@ -69,9 +69,16 @@ def as_completion(text: str, tokens: int, budget: int, stop: Stop) -> Completion
 class Generator:
     """Batched completion with the in-process model (``sampler`` or ``hf`` backend)."""
 
-    def __init__(self, loaded: LoadedModel, backend: str = "auto", batch_size: int = 256, prefix_cache: bool = True):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        backend: str = "auto",
+        batch_size: int = 256,
+        prefix_cache: bool = True,
+        output_screen: bool = True,
+    ):
         flat_output_layer(loaded.model)
-        self.loaded, self.batch_size = loaded, batch_size
+        self.loaded, self.batch_size, self.output_screen = loaded, batch_size, output_screen
         self.backend = resolve_backend(backend, loaded)
         self.tokens_generated = 0  # over every call, for throughput reports
         # digit positions depend on each row's content, so only ordinary positions share a prefix cache
@@ -106,10 +113,11 @@ class Generator:
             inputs = [tokenized[i] for i, _ in batch]
             budgets = [max_new_tokens[i] for i, _ in batch]
             batch_sampling = sampling.reseeded(start)  # each batch its own seed
-            if self.backend == "sampler":
-                rows = sample_ids(lm.model, lm.tokenizer, lm.scheme, inputs, budgets, batch_sampling, prefix)
-            else:
-                rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, batch_sampling, prefix)
+            with argmax_screen.screened(lm.model, enabled=sampling.greedy and self.output_screen):
+                if self.backend == "sampler":
+                    rows = sample_ids(lm.model, lm.tokenizer, lm.scheme, inputs, budgets, batch_sampling, prefix)
+                else:
+                    rows = hf_generate_ids(lm.model, lm.tokenizer, inputs, budgets, batch_sampling, prefix)
             self.tokens_generated += sum(len(row) for row in rows)
             texts = lm.tokenizer.batch_decode(rows, skip_special_tokens=True)
             for (i, s), row, budget, text in zip(batch, rows, budgets, texts):
@@ -131,4 +139,4 @@ def make_generator(model_path, config):
         tensor_parallel = max(1, int(config.distributed.gpus_per_worker))  # one engine over a worker's GPUs
         return VLLMGenerator(model_path, config.model, render, config.seed, chat, tensor_parallel)
     loaded = load_for_generation(model_path, config.model, g.precision)
-    return Generator(loaded, g.backend, g.batch_size, g.prefix_cache)
+    return Generator(loaded, g.backend, g.batch_size, g.prefix_cache, g.output_screen)

@@ -1,0 +1,110 @@
+"""The output layer's int8 screen: its error bound holds, its pick is the full fp32 layer's (certified rows
+from the candidates, the others from the whole layer), and greedy generation through it gives the same
+text; it stays out of sampling, bf16 weights, small vocabularies and re-ranking generation settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from selftaught.config import ModelConfig
+from selftaught.generation import Generator, argmax_screen
+from selftaught.generation.argmax_screen import Screen, screen_of, screened
+from selftaught.generation.sampling import Sampling
+from selftaught.models import load_model
+from tests.tiny_hf import build_bpe_tokenizer, build_model
+
+PROMPTS = [f"Q: what is {k} plus {k + 1}? A: {2 * k + 1}. Q: and {k} plus 2? A:" for k in range(5)]
+
+
+def layer_and_states(vocabulary=4096, hidden=64, rows=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(vocabulary, hidden, generator=generator) * 0.05
+    states = torch.randn(rows, hidden, generator=generator) * 3
+    states[: rows // 2] += weight[torch.arange(rows // 2) * 7] * 60  # peaked rows: a clear winner
+    return weight, states
+
+
+def test_the_error_bound_holds_for_every_token():
+    weight, states = layer_and_states()
+    screen = Screen.of(weight, chunk_rows=1000)  # chunks: the per-row terms are joined in order
+    rounded = states.bfloat16()
+    approximate = torch._weight_int8pack_mm(rounded, screen.quantized, screen.scales).float()
+    terms = screen._row_terms(states, rounded)
+    actual = (states @ weight.t() - approximate).abs()
+    assert bool((actual <= screen._error(terms) + approximate.abs() * 2.0**-8).all())
+    assert float(actual.max()) > 0  # the screen is not exact: the bound has work to do
+    assert bool((screen._largest_error(terms)[:, None] >= screen._error(terms)).all())  # the cheap first check
+
+
+def test_the_pick_is_the_full_layers_and_rows_the_bound_cannot_certify_get_the_whole_layer():
+    weight, states = layer_and_states()
+    generator = torch.Generator().manual_seed(1)
+    # 2,500 tokens a hair apart: more near-ties than even the wide candidate set scores exactly
+    weight[1000:3500] = weight[200] * 40 + torch.randn(2500, weight.shape[1], generator=generator) * 1e-4
+    states[-4:] = weight[200] / weight[200].norm() * 30 + states[-4:] * 1e-3
+    screen = Screen.of(weight)
+    picks = screen.logits(states).argmax(1)
+    assert torch.equal(picks, (states @ weight.t()).argmax(1))
+    counts = screen.counts  # peaked rows from the candidates, flat ones from the wide set, near-ties in full
+    assert counts[argmax_screen.CANDIDATES] > 0 and counts[argmax_screen.WIDE_CANDIDATES] > 0
+    assert counts["full"] >= 4
+
+
+def test_the_screen_is_remade_when_the_weight_changes_in_place():
+    layer = nn.Linear(64, 4096, bias=False)
+    first = screen_of(layer)
+    assert screen_of(layer) is first
+    with torch.no_grad():
+        layer.weight.mul_(2)
+    assert screen_of(layer) is not first
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llama") / "model"
+    tokenizer = build_bpe_tokenizer(PROMPTS, vocab_size=300)
+    model = build_model(tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40)  # peaked next-token scores, as a trained model's, so most rows certify
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["hf", "sampler"])
+def test_greedy_generation_through_the_screen_gives_the_same_text(llama, backend, monkeypatch):
+    monkeypatch.setattr(argmax_screen, "MIN_VOCABULARY", 0)
+    lm = load_model(llama, ModelConfig(chat_template="off"))
+    full = Generator(lm, backend, batch_size=3, output_screen=False).complete(PROMPTS, [10] * 5)
+    assert getattr(lm.model.lm_head, argmax_screen._ATTRIBUTE, None) is None  # the library path: no screen
+    texts = Generator(lm, backend, batch_size=3).complete(PROMPTS, [10] * 5)
+    assert texts == full
+    screen = screen_of(lm.model.lm_head)
+    assert screen.counts[argmax_screen.CANDIDATES] > 0
+    assert "forward" not in vars(lm.model.lm_head)  # the layer is itself again after each batch
+
+
+def test_the_screen_stays_out_where_it_could_change_the_pick(llama, monkeypatch):
+    lm = load_model(llama, ModelConfig(chat_template="off"))
+    with screened(lm.model) as screen:
+        assert screen is None  # 300 tokens: below MIN_VOCABULARY
+    monkeypatch.setattr(argmax_screen, "MIN_VOCABULARY", 0)
+    with screened(lm.model, enabled=False) as screen:  # sampling: every token's logit matters
+        assert screen is None
+    lm.model.generation_config.repetition_penalty = 1.3  # `generate` re-ranks after the layer
+    assert not argmax_screen.eligible(lm.model)
+    lm.model.generation_config.repetition_penalty = 1.0
+    assert argmax_screen.eligible(lm.model)
+    lm.model.to(torch.bfloat16)
+    assert not argmax_screen.eligible(lm.model)
+
+
+def test_sampling_never_meets_the_screen(llama, monkeypatch):
+    monkeypatch.setattr(argmax_screen, "MIN_VOCABULARY", 0)
+    lm = load_model(llama, ModelConfig(chat_template="off"))
+    calls = []
+    monkeypatch.setattr(Screen, "logits", lambda self, hidden: calls.append(hidden) or None)
+    Generator(lm, "sampler", batch_size=5).complete(PROMPTS, [4] * 5, Sampling(temperature=1.0, seed=1))
+    assert calls == []
