@@ -104,8 +104,10 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     graded = [star.grade(task, ex, text, False) for ex, text in zip(examples, texts)]
     answers, correct = [g.answer for g in graded], [bool(g.correct) for g in graded]
     dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    screen = getattr(lm.model.get_output_embeddings(), "_selftaught_argmax_screen", None)
+    screen_rows = {str(k): v for k, v in screen.counts.items()} if screen else {}  # rows decided per stage
     print(json.dumps({"seconds": seconds, "tokens": tokens, "texts": texts, "answers": answers, "correct": correct,
-                      "dtype": dtype}))  # fmt: skip
+                      "dtype": dtype, "screen_rows": screen_rows}))  # fmt: skip
 
 
 def cpu_name() -> str:
@@ -153,6 +155,7 @@ def table(results: dict, args) -> list[dict]:
                 "identical_texts": same("texts"),
                 "equal_answers": same("answers"),
                 "accuracy": round(sum(r["correct"]) / len(r["correct"]), 4),
+                "screen_rows": r.get("screen_rows", {}),
             }
         )
     return rows
@@ -185,6 +188,10 @@ def main() -> None:
         print(f"{r['variant']:13}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
               f"{r['tokens_per_second_vs_generate']:>7}{r['identical_texts']:>6}/{n:<3}{r['equal_answers']:>5}/{n:<3}"
               f"{r['accuracy'] * 100:>5.1f}")  # fmt: skip
+    for r in rows:
+        if r["screen_rows"]:
+            decided = ", ".join(f"{k}: {v}" for k, v in r["screen_rows"].items())
+            print(f"{r['variant']}: output-layer rows decided by candidates scored exactly ({decided})")
     out = Path(args.out or REPO / "benchmarks" / "results" / f"speed_real_{Path(args.model).stem}.json")
     payload = {"model": args.model, "path": model_path, "recipe": args.recipe, "questions": n, "budget": args.budget}
     payload |= {"batch_size": args.batch_size, "rows": rows}

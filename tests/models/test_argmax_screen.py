@@ -41,15 +41,18 @@ def test_the_error_bound_holds_for_every_token():
 def test_the_pick_is_the_full_layers_and_rows_the_bound_cannot_certify_get_the_whole_layer():
     weight, states = layer_and_states()
     generator = torch.Generator().manual_seed(1)
-    # 2,500 tokens a hair apart: more near-ties than even the wide candidate set scores exactly
-    weight[1000:3500] = weight[200] * 40 + torch.randn(2500, weight.shape[1], generator=generator) * 1e-4
-    states[-4:] = weight[200] / weight[200].norm() * 30 + states[-4:] * 1e-3
+    # near-ties: 500 tokens a hair apart (more than CANDIDATES, fewer than WIDE_CANDIDATES), and 1,500
+    for first, count, like in ((1000, 500, 200), (2000, 1500, 300)):
+        noise = torch.randn(count, weight.shape[1], generator=generator) * 1e-4
+        weight[first : first + count] = weight[like] * 40 + noise
+    states[-8:-4] = weight[200] / weight[200].norm() * 30 + states[-8:-4] * 1e-3
+    states[-4:] = weight[300] / weight[300].norm() * 30 + states[-4:] * 1e-3
     screen = Screen.of(weight)
     picks = screen.logits(states).argmax(1)
     assert torch.equal(picks, (states @ weight.t()).argmax(1))
-    counts = screen.counts  # peaked rows from the candidates, flat ones from the wide set, near-ties in full
-    assert counts[argmax_screen.CANDIDATES] > 0 and counts[argmax_screen.WIDE_CANDIDATES] > 0
-    assert counts["full"] >= 4
+    counts = screen.counts  # clear rows from the candidates, 500 near-ties from the wide set, 1,500 in full
+    assert counts[argmax_screen.CANDIDATES] > 0
+    assert counts[argmax_screen.WIDE_CANDIDATES] >= 4 and counts["full"] >= 4
 
 
 def test_the_screen_is_remade_when_the_weight_changes_in_place():
@@ -108,3 +111,58 @@ def test_sampling_never_meets_the_screen(llama, monkeypatch):
     monkeypatch.setattr(Screen, "logits", lambda self, hidden: calls.append(hidden) or None)
     Generator(lm, "sampler", batch_size=5).complete(PROMPTS, [4] * 5, Sampling(temperature=1.0, seed=1))
     assert calls == []
+
+
+def test_a_row_the_cheap_check_rejects_is_certified_token_by_token():
+    weight, states = layer_and_states(rows=8)
+    generator = torch.Generator().manual_seed(2)
+    weight[5] = torch.randn(weight.shape[1], generator=generator) * 0.05
+    weight[5, 0] = 50.0  # a huge scale: the rest of the row rounds to 0, so its residual bound is the largest
+    states[:, 0] = 0.0  # ... and token 5 scores low, far under its own bound's reach
+    states += weight[7] * 400  # token 7 wins clearly
+    screen = Screen.of(weight)
+    rounded = states.bfloat16()
+    approximate = torch._weight_int8pack_mm(rounded, screen.quantized, screen.scales).float()
+    top = approximate.topk(argmax_screen.CANDIDATES, dim=1).indices
+    exact = torch.bmm(weight[top], states[:, :, None]).squeeze(2)
+    largest = approximate.scatter(1, top, float("-inf")).amax(1)
+    cheap = exact.amax(1) > largest + largest.abs() * 2.0**-8 + screen._largest_error(
+        screen._row_terms(states, rounded)
+    )
+    assert not bool(cheap.any())  # the largest error over the vocabulary (token 5's) rules every row out
+    assert bool(screen._certified(states, rounded, approximate, top, exact).all())
+    assert torch.equal(screen.logits(states).argmax(1), (states @ weight.t()).argmax(1))
+
+
+def test_a_vocabulary_no_larger_than_the_candidates_is_scored_exactly():
+    weight, states = layer_and_states(vocabulary=48, rows=6)
+    screen = Screen.of(weight)
+    assert torch.equal(screen.logits(states), states @ weight.t()) or torch.allclose(
+        screen.logits(states), states @ weight.t(), atol=1e-5
+    )
+    assert screen.counts == {argmax_screen.CANDIDATES: 12}
+
+
+def test_the_layers_own_forward_comes_back_after_errors_and_nesting(llama, monkeypatch):
+    monkeypatch.setattr(argmax_screen, "MIN_VOCABULARY", 0)
+    lm = load_model(llama, ModelConfig(chat_template="off"))
+    layer = lm.model.lm_head
+    own = layer.forward  # an instance forward set before (accelerate's hooks set one)
+    layer.forward = own
+    with pytest.raises(RuntimeError), screened(lm.model):
+        with screened(lm.model) as inner:
+            assert inner is not None and layer.forward is not own
+        assert layer.forward is not own  # the inner block left the outer one's patch
+        raise RuntimeError("generation failed")
+    assert vars(layer)["forward"] is own
+
+
+def test_beam_search_and_odd_hidden_sizes_keep_the_full_layer(llama, monkeypatch):
+    monkeypatch.setattr(argmax_screen, "MIN_VOCABULARY", 0)
+    lm = load_model(llama, ModelConfig(chat_template="off"))
+    assert argmax_screen.eligible(lm.model)
+    lm.model.generation_config.num_beams = 2  # beams rank by whole sequences' scores
+    assert not argmax_screen.eligible(lm.model)
+    lm.model.generation_config.num_beams = 1
+    lm.model.lm_head = nn.Linear(60, lm.model.lm_head.out_features, bias=False)  # 60: not a multiple of 16
+    assert not argmax_screen.eligible(lm.model)

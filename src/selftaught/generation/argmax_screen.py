@@ -37,6 +37,9 @@ WIDE_CANDIDATES = 1024  # the second try of a row the first did not certify (3.3
 # smaller output layers are not most of a step: SmolLM2's 49,152 x 576 runs 22.6 ms in fp32, 13.4 ms screened
 MIN_VOCABULARY = 32_768
 _ATTRIBUTE = "_selftaught_argmax_screen"
+_OUTPUT_ROUNDING = 2.0**-8  # the kernel's bf16 output: round to nearest, at most 2^-9 / (1 - 2^-9) of it
+_SLACK = 1 + 2.0**-10  # the bound's own norms and sums are fp32 sums of up to ~10^4 terms, rounded
+_ROWS_PER_CALL = 64  # a forward over many positions (no logits_to_keep) is screened in slices of rows
 # `generate` settings that move logits after the layer, so that a token outside the candidates could win
 _RERANKING = (
     ("repetition_penalty", 1.0),
@@ -47,6 +50,12 @@ _RERANKING = (
     ("sequence_bias", None),
     ("suppress_tokens", None),
     ("begin_suppress_tokens", None),
+    ("num_beams", 1),
+    ("penalty_alpha", None),
+    ("exponential_decay_length_penalty", None),
+    ("watermarking_config", None),
+    ("dola_layers", None),
+    ("guidance_scale", 1.0),
 )
 
 
@@ -78,8 +87,9 @@ class Screen:
         fp32 summation error factor (n * 2^-24 per term, Higham's gamma_n, times the largest input)."""
         h_l1, h_l2 = hidden.abs().sum(1, keepdim=True), hidden.norm(dim=1, keepdim=True)
         rounding = (hidden - rounded.float()).norm(dim=1, keepdim=True)
-        summing = hidden.shape[1] * 2.0**-24 * rounded.float().abs().amax(1, keepdim=True)
-        return h_l1, h_l2, rounding, summing
+        n_u = (hidden.shape[1] + 1) * 2.0**-24  # the sum's n additions and (on ARM) the scale's product
+        summing = n_u / (1 - n_u) * rounded.float().abs().amax(1, keepdim=True)
+        return h_l1 * _SLACK, h_l2 * _SLACK, rounding * _SLACK, summing * _SLACK
 
     def _error(self, terms: tuple[torch.Tensor, ...], tokens: slice | torch.Tensor = slice(None)) -> torch.Tensor:
         """A bound on ``|exact - screen|`` less the output's bf16 rounding (2^-8 of the screen, added by the
@@ -97,19 +107,20 @@ class Screen:
 
     def _certified(self, hidden, rounded, screen, top, exact) -> torch.Tensor:
         """Rows whose best exact candidate beats every other token's upper bound. First with the largest
-        error over the vocabulary and the best screened token outside the candidates (cheap: 92% of Gemma's
-        positions pass); the rest token by token (99.8% with `CANDIDATES` 64)."""
-        terms = self._row_terms(hidden, rounded)
+        error over the vocabulary and the best screened token outside the candidates (cheap: most rows pass);
+        the rest token by token."""
         best = exact.amax(1)
-        outside = screen.scatter(1, top, float("-inf"))
-        largest = outside.amax(1)
-        certified = best > largest + largest.abs() * 2.0**-8 + self._largest_error(terms)
+        if top.shape[1] == screen.shape[1]:  # every token scored exactly
+            return torch.ones_like(best, dtype=torch.bool)
+        terms = self._row_terms(hidden, rounded)
+        largest = screen.scatter(1, top, float("-inf")).amax(1)
+        certified = best > largest + largest.abs() * _OUTPUT_ROUNDING + self._largest_error(terms)
         if bool(certified.all()):
             return certified
         rows = (~certified).nonzero().flatten()
-        rest = outside[rows]
-        upper = rest.abs().mul_(2.0**-8).add_(rest).add_(self._error(tuple(t[rows] for t in terms)))
-        certified[rows] = best[rows] > upper.amax(1)
+        rest = screen[rows]
+        upper = rest.abs().mul_(_OUTPUT_ROUNDING).add_(rest).add_(self._error(tuple(t[rows] for t in terms)))
+        certified[rows] = best[rows] > upper.scatter_(1, top[rows], float("-inf")).amax(1)  # candidates: exact
         return certified
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -147,8 +158,8 @@ def _quantize(w: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def eligible(model) -> bool:
     """Whether ``model``'s output layer can be screened: a plain fp32 `nn.Linear` without bias on a CPU, with
-    a vocabulary of `MIN_VOCABULARY` or more, a torch that has the int8 kernel, and no generation setting
-    that changes the logits' order after the layer (`_RERANKING`)."""
+    a vocabulary of `MIN_VOCABULARY` or more, a hidden size the kernel's vectors divide, a torch that has the
+    int8 kernel, and no generation setting that changes the logits' order after the layer (`_RERANKING`)."""
     layer = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     settings = getattr(model, "generation_config", None)
     reranks = any(getattr(settings, name, neutral) not in (None, neutral) for name, neutral in _RERANKING)
@@ -159,12 +170,15 @@ def eligible(model) -> bool:
         and layer.weight.dtype == torch.float32
         and layer.weight.device.type == "cpu"
         and layer.weight.shape[0] >= MIN_VOCABULARY
+        and layer.weight.shape[1] % 16 == 0  # the kernel's vector loops step 8 or 16 with no tail
         and hasattr(torch, "_weight_int8pack_mm")
     )
 
 
 def screen_of(layer: nn.Linear) -> Screen:
-    """The layer's screen, made once and again only if its weight was changed in place since."""
+    """The layer's screen, made once and again if its weight was replaced or changed in place since (an
+    in-place change through ``weight.data`` does not count a version: generation models are not changed so,
+    and adapters are merged before a screen is made)."""
     screen = getattr(layer, _ATTRIBUTE, None)
     if screen is None or screen.version != layer.weight._version or screen.weight.data_ptr() != layer.weight.data_ptr():
         screen = Screen.of(layer.weight)
@@ -181,13 +195,22 @@ def screened(model, enabled: bool = True):
         return
     layer = model.get_output_embeddings()
     screen = screen_of(layer)
+    if getattr(layer, "_selftaught_screening", False):  # nested: the outer block's patch stays
+        yield screen
+        return
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         flat = hidden.reshape(-1, hidden.shape[-1]).float()
-        return screen.logits(flat).view(*hidden.shape[:-1], -1)
+        parts = [screen.logits(flat[k : k + _ROWS_PER_CALL]) for k in range(0, flat.shape[0], _ROWS_PER_CALL)]
+        return torch.cat(parts).view(*hidden.shape[:-1], -1)
 
-    layer.forward = forward  # an instance attribute: the module's hooks (flat_output_layer's) still run
+    previous = vars(layer).get("forward")  # an instance forward already there (accelerate's hooks set one)
+    layer.forward, layer._selftaught_screening = forward, True  # the module's hooks (flat_output_layer's) still run
     try:
         yield screen
     finally:
-        del layer.forward
+        layer._selftaught_screening = False
+        if previous is None:
+            del layer.forward
+        else:
+            layer.forward = previous
