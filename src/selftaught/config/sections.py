@@ -130,8 +130,9 @@ class GenerationConfig:
     output_screen: bool = setting(
         True,
         "greedy decoding with fp32 weights and a 32k+ vocabulary finds each next token with an int8 copy of the"
-        " output layer and exact fp32 scores of its top 64, certified by an error bound (else the full layer):"
-        " the same tokens, a quarter of the layer's bytes per step; false computes the full layer",
+        " output layer and exact fp32 scores of its top 64, certified by an error bound (else of every token the"
+        " bound cannot rule out): the same tokens, about a quarter of the layer's bytes per step; false computes"
+        " the full layer",
     )
 
     def __post_init__(self):

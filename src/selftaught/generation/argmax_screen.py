@@ -1,5 +1,5 @@
 """Greedy decoding's next token without the whole fp32 output layer: an int8 screen, exact rescoring of its
-top candidates, and a bound that certifies the pick (else the row gets the whole layer).
+top candidates, and a bound that certifies the pick (else the tokens it cannot rule out are scored too).
 
 Why: a decode step multiplies every row's hidden state by the output layer, and for a large vocabulary
 that layer is most of the bytes a step reads. Gemma 3 270M's is 640 x 262,144, 168M of its 268M
@@ -11,14 +11,15 @@ scored exactly against the fp32 rows.
 
 Why the pick is fp32's (certified, not hoped for): for every vocabulary row ``j`` the screen's error
 ``|exact_j - screen_j|`` is bounded from quantities known in advance (each row's rounding residual, the
-norms of its int8 copy) and the hidden state's norms (`_bounds`). If the best exact candidate beats
+norms of its int8 copy) and the hidden state's norms (`Screen._error`). If the best exact candidate beats
 ``screen_j + bound_j`` for every token outside the candidates, no other token can be fp32's argmax. A
-row that is not certified (0.2% of Gemma's positions with 64 candidates, 3.3% of SmolLM2's) is tried again
-with 1,024 candidates, and gets its full fp32 logits if that fails too.
-What remains is the order of fp32 sums: a candidate's exact score is one dot product, the full layer's
+row whose candidates are not certified gets exact scores for every token whose bound reaches its best
+candidate (then it is certified), or its full fp32 logits if those are more than an eighth of the
+vocabulary (on Gemma, GSM8K: no row needed more than its candidates; on few-shot word problems 5.2% did,
+none the full layer). What remains is the order of fp32 sums: a candidate's exact score is one dot product, the full layer's
 another order of the same sum, which can only split ties closer than ~1e-5.
 
-The layer returns logits in which every token but the candidates sits at the dtype's minimum, so it is
+The layer returns logits in which every token but those scored exactly sits at the dtype's minimum, so it is
 only for greedy decoding (`screened` is given ``enabled`` only then): an argmax, or Gemma's monotonic
 soft-capping and then an argmax, picks what the full layer would. The library path is the layer itself
 (``generation.output_screen=false``).
@@ -33,8 +34,10 @@ import torch
 from torch import nn
 
 CANDIDATES = 64  # exact scores per row; 16 certified 98.0% of Gemma's positions, 64 99.8%, 256 100%
-WIDE_CANDIDATES = 1024  # the second try of a row the first did not certify (3.3% of SmolLM2's rows)
-# smaller output layers are not most of a step: SmolLM2's 49,152 x 576 runs 22.6 ms in fp32, 13.4 ms screened
+# a row its candidates do not certify gets exact scores for its contenders (the tokens whose bound reaches its
+# best candidate) unless they are more than this share of the vocabulary; then the whole layer is cheaper
+MAX_CONTENDERS_SHARE = 1 / 8
+# below this the layer is a small part of a step: SmolLM2's 49,152 x 576 runs 22.6 ms in fp32, 10.4 ms screened
 MIN_VOCABULARY = 32_768
 _ATTRIBUTE = "_selftaught_argmax_screen"
 _OUTPUT_ROUNDING = 2.0**-8  # the kernel's bf16 output: round to nearest, at most 2^-9 / (1 - 2^-9) of it
@@ -105,46 +108,52 @@ class Screen:
         r_max, r_norm, c_norm, c_l1 = self.largest
         return (torch.minimum(r_max * h_l1, r_norm * h_l2) + c_norm * rounding + c_l1 * summing).squeeze(1)
 
-    def _certified(self, hidden, rounded, screen, top, exact) -> torch.Tensor:
-        """Rows whose best exact candidate beats every other token's upper bound. First with the largest
-        error over the vocabulary and the best screened token outside the candidates (cheap: most rows pass);
-        the rest token by token."""
-        best = exact.amax(1)
+    def _certified(self, hidden, rounded, screen, top, best) -> torch.Tensor:
+        """Rows whose best exact candidate beats the best screened token outside the candidates plus the
+        largest error over the vocabulary: a cheap check that most rows pass."""
         if top.shape[1] == screen.shape[1]:  # every token scored exactly
             return torch.ones_like(best, dtype=torch.bool)
-        terms = self._row_terms(hidden, rounded)
         largest = screen.scatter(1, top, float("-inf")).amax(1)
-        certified = best > largest + largest.abs() * _OUTPUT_ROUNDING + self._largest_error(terms)
-        if bool(certified.all()):
-            return certified
-        rows = (~certified).nonzero().flatten()
-        rest = screen[rows]
-        upper = rest.abs().mul_(_OUTPUT_ROUNDING).add_(rest).add_(self._error(tuple(t[rows] for t in terms)))
-        certified[rows] = best[rows] > upper.scatter_(1, top[rows], float("-inf")).amax(1)  # candidates: exact
-        return certified
+        bound = self._largest_error(self._row_terms(hidden, rounded))
+        return best > largest + largest.abs() * _OUTPUT_ROUNDING + bound
+
+    def _upper(self, hidden, rounded, screen, top) -> torch.Tensor:
+        """Every token's upper bound on its exact logit (``[rows, vocabulary]``), the candidates' at -inf."""
+        error = self._error(self._row_terms(hidden, rounded))
+        upper = screen.abs().mul_(_OUTPUT_ROUNDING).add_(screen).add_(error)
+        return upper.scatter_(1, top, float("-inf"))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``[rows, vocabulary]`` logits whose argmax is the full layer's: the candidates' exact scores, every
-        other token at the dtype's minimum. A row not certified by `CANDIDATES` is tried again with
-        `WIDE_CANDIDATES` (exact scores are cheap: a row of the layer each), and gets its full logits if that
-        does not certify it either."""
+        other token at the dtype's minimum. A row the candidates do not certify also gets the exact scores of
+        every token whose bound reaches its best candidate (its contenders), or its full logits when those
+        are more than `MAX_CONTENDERS_SHARE` of the vocabulary."""
         rounded = hidden.bfloat16()
         screen = torch._weight_int8pack_mm(rounded, self.quantized, self.scales).float()
-        out = torch.full_like(screen, torch.finfo(screen.dtype).min)
-        rows = torch.arange(screen.shape[0])
-        for candidates in (CANDIDATES, WIDE_CANDIDATES):
-            top = screen[rows].topk(min(candidates, screen.shape[1]), dim=1).indices
-            exact = torch.bmm(self.weight[top], hidden[rows, :, None]).squeeze(2)  # [rows, candidates]
-            certified = self._certified(hidden[rows], rounded[rows], screen[rows], top, exact)
-            done = rows[certified]
-            out[done] = out[done].scatter_(1, top[certified], exact[certified])
-            self.counts[candidates] = self.counts.get(candidates, 0) + len(done)
-            rows = rows[~certified]
-            if len(rows) == 0:
-                return out
-        out[rows] = hidden[rows] @ self.weight.t()
-        self.counts["full"] = self.counts.get("full", 0) + len(rows)
+        top = screen.topk(min(CANDIDATES, screen.shape[1]), dim=1).indices
+        exact = torch.bmm(self.weight[top], hidden[:, :, None]).squeeze(2)  # [rows, candidates]
+        best = exact.amax(1)
+        certified = self._certified(hidden, rounded, screen, top, best)
+        out = torch.full_like(screen, torch.finfo(screen.dtype).min).scatter_(1, top, exact)
+        self._count("candidates", int(certified.sum()))  # and below, rows certified token by token
+        rows = (~certified).nonzero().flatten()
+        if len(rows) == 0:
+            return out
+        upper = self._upper(hidden[rows], rounded[rows], screen[rows], top[rows])
+        for row, bounds in zip(rows.tolist(), upper):
+            contenders = (bounds >= best[row]).nonzero().flatten()
+            if len(contenders) == 0:  # certified token by token
+                self._count("candidates", 1)
+            elif len(contenders) > MAX_CONTENDERS_SHARE * screen.shape[1]:
+                out[row] = self.weight @ hidden[row]
+                self._count("full", 1)
+            else:
+                out[row, contenders] = self.weight[contenders] @ hidden[row]
+                self._count("contenders", 1)
         return out
+
+    def _count(self, stage: str, rows: int) -> None:
+        self.counts[stage] = self.counts.get(stage, 0) + rows
 
 
 def _quantize(w: torch.Tensor) -> tuple[torch.Tensor, ...]:
