@@ -16,8 +16,8 @@ norms of its int8 copy) and the hidden state's norms (`Screen._error`). If the b
 row whose candidates are not certified gets exact scores for every token whose bound reaches its best
 candidate (then it is certified), or its full fp32 logits if those are more than an eighth of the
 vocabulary (on Gemma, GSM8K: no row needed more than its candidates; on few-shot word problems 5.2% did,
-none the full layer). What remains is the order of fp32 sums: a candidate's exact score is one dot product, the full layer's
-another order of the same sum, which can only split ties closer than ~1e-5.
+none the full layer). What remains is the order of fp32 sums: a candidate's exact score is one dot
+product, the full layer's another order of the same sum, which can only split ties closer than ~1e-5.
 
 The layer returns logits in which every token but those scored exactly sits at the dtype's minimum, so it is
 only for greedy decoding (`screened` is given ``enabled`` only then): an argmax, or Gemma's monotonic
