@@ -68,7 +68,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     import torch
 
     from selftaught import star
-    from selftaught.generation import as_completion, make_generator
+    from selftaught.generation import argmax_screen, as_completion, make_generator
     from selftaught.generation.sampler import encode, hf_generate_ids
     from selftaught.generation.sampling import Sampling
     from selftaught.tasks import make_task
@@ -104,7 +104,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     graded = [star.grade(task, ex, text, False) for ex, text in zip(examples, texts)]
     answers, correct = [g.answer for g in graded], [bool(g.correct) for g in graded]
     dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
-    screen = getattr(lm.model.get_output_embeddings(), "_selftaught_argmax_screen", None)
+    screen = getattr(lm.model.get_output_embeddings(), argmax_screen._ATTRIBUTE, None)
     screen_rows = {str(k): v for k, v in screen.counts.items()} if screen else {}  # rows decided per stage
     print(json.dumps({"seconds": seconds, "tokens": tokens, "texts": texts, "answers": answers, "correct": correct,
                       "dtype": dtype, "screen_rows": screen_rows}))  # fmt: skip

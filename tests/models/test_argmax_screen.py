@@ -132,7 +132,8 @@ def test_a_row_the_cheap_check_rejects_is_certified_token_by_token():
     approximate = torch._weight_int8pack_mm(rounded, screen.quantized, screen.scales).float()
     top = approximate.topk(argmax_screen.CANDIDATES, dim=1).indices
     best = torch.bmm(weight[top], states[:, :, None]).squeeze(2).amax(1)
-    assert not bool(screen._certified(states, rounded, approximate, top, best).any())  # token 5's error rules out all
+    terms = screen._row_terms(states, rounded)
+    assert not bool(screen._certified(terms, approximate, top, best).any())  # token 5's error rules out all
     assert torch.equal(screen.logits(states).argmax(1), (states @ weight.t()).argmax(1))
     assert screen.counts == {"candidates": 8}  # each row certified token by token, no exact score beyond 64
 

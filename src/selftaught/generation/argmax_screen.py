@@ -75,7 +75,7 @@ class Screen:
     copy_l1: torch.Tensor  # ||copy_j||_1
     version: int  # the weight's version counter when the copy was made
     largest: tuple[float, ...] = ()  # each per-token term's largest value over the vocabulary
-    counts: dict = field(default_factory=dict)  # rows decided, by candidates scored exactly ("full": the layer)
+    counts: dict = field(default_factory=dict)  # rows decided per stage: candidates, contenders, full
 
     @classmethod
     def of(cls, weight: torch.Tensor, chunk_rows: int = 16_384) -> Screen:
@@ -94,13 +94,13 @@ class Screen:
         summing = n_u / (1 - n_u) * rounded.float().abs().amax(1, keepdim=True)
         return h_l1 * _SLACK, h_l2 * _SLACK, rounding * _SLACK, summing * _SLACK
 
-    def _error(self, terms: tuple[torch.Tensor, ...], tokens: slice | torch.Tensor = slice(None)) -> torch.Tensor:
+    def _error(self, terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """A bound on ``|exact - screen|`` less the output's bf16 rounding (2^-8 of the screen, added by the
         caller): the int8 copy's residual times the hidden state (Hoelder: the smaller of max-norm x 1-norm and
         2-norm x 2-norm), the copy times the hidden state's rounding (Cauchy-Schwarz), the kernel's sum."""
         h_l1, h_l2, rounding, summing = terms
-        error = torch.minimum(self.residual_max[tokens] * h_l1, self.residual_norm[tokens] * h_l2)
-        return error.add_(self.copy_norm[tokens] * rounding).add_(self.copy_l1[tokens] * summing)
+        error = torch.minimum(self.residual_max * h_l1, self.residual_norm * h_l2)
+        return error.add_(self.copy_norm * rounding).add_(self.copy_l1 * summing)
 
     def _largest_error(self, terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """`_error`'s largest value over the vocabulary, bounded from each term's largest factor: ``[rows]``."""
@@ -108,18 +108,17 @@ class Screen:
         r_max, r_norm, c_norm, c_l1 = self.largest
         return (torch.minimum(r_max * h_l1, r_norm * h_l2) + c_norm * rounding + c_l1 * summing).squeeze(1)
 
-    def _certified(self, hidden, rounded, screen, top, best) -> torch.Tensor:
+    def _certified(self, terms, screen, top, best) -> torch.Tensor:
         """Rows whose best exact candidate beats the best screened token outside the candidates plus the
         largest error over the vocabulary: a cheap check that most rows pass."""
         if top.shape[1] == screen.shape[1]:  # every token scored exactly
             return torch.ones_like(best, dtype=torch.bool)
         largest = screen.scatter(1, top, float("-inf")).amax(1)
-        bound = self._largest_error(self._row_terms(hidden, rounded))
-        return best > largest + largest.abs() * _OUTPUT_ROUNDING + bound
+        return best > largest + largest.abs() * _OUTPUT_ROUNDING + self._largest_error(terms)
 
-    def _upper(self, hidden, rounded, screen, top) -> torch.Tensor:
+    def _upper(self, terms, screen, top) -> torch.Tensor:
         """Every token's upper bound on its exact logit (``[rows, vocabulary]``), the candidates' at -inf."""
-        error = self._error(self._row_terms(hidden, rounded))
+        error = self._error(terms)
         upper = screen.abs().mul_(_OUTPUT_ROUNDING).add_(screen).add_(error)
         return upper.scatter_(1, top, float("-inf"))
 
@@ -133,13 +132,14 @@ class Screen:
         top = screen.topk(min(CANDIDATES, screen.shape[1]), dim=1).indices
         exact = torch.bmm(self.weight[top], hidden[:, :, None]).squeeze(2)  # [rows, candidates]
         best = exact.amax(1)
-        certified = self._certified(hidden, rounded, screen, top, best)
+        terms = self._row_terms(hidden, rounded)  # computed once: both checks use them
+        certified = self._certified(terms, screen, top, best)
         out = torch.full_like(screen, torch.finfo(screen.dtype).min).scatter_(1, top, exact)
         self._count("candidates", int(certified.sum()))  # and below, rows certified token by token
         rows = (~certified).nonzero().flatten()
         if len(rows) == 0:
             return out
-        upper = self._upper(hidden[rows], rounded[rows], screen[rows], top[rows])
+        upper = self._upper(tuple(t[rows] for t in terms), screen[rows], top[rows])
         for row, bounds in zip(rows.tolist(), upper):
             contenders = (bounds >= best[row]).nonzero().flatten()
             if len(contenders) == 0:  # certified token by token
@@ -211,7 +211,8 @@ def screened(model, enabled: bool = True):
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         flat = hidden.reshape(-1, hidden.shape[-1]).float()
         parts = [screen.logits(flat[k : k + _ROWS_PER_CALL]) for k in range(0, flat.shape[0], _ROWS_PER_CALL)]
-        return torch.cat(parts).view(*hidden.shape[:-1], -1)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # a decode step is one part: no copy
+        return out.view(*hidden.shape[:-1], -1)
 
     previous = vars(layer).get("forward")  # an instance forward already there (accelerate's hooks set one)
     layer.forward, layer._selftaught_screening = forward, True  # the module's hooks (flat_output_layer's) still run
