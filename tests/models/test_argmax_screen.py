@@ -1,6 +1,7 @@
-"""The output layer's int8 screen: its error bound holds, its pick is the full fp32 layer's (certified rows
-from the candidates, the others from the whole layer), and greedy generation through it gives the same
-text; it stays out of sampling, bf16 weights, small vocabularies and re-ranking generation settings."""
+"""The output layer's screen (fp16 and int8 copies): its error bound holds, its pick is the full fp32 layer's
+(certified rows from the candidates, the others from their contenders or the whole layer), and greedy
+generation through it gives the same text; it stays out of sampling, bf16 weights, small vocabularies and
+re-ranking generation settings."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from selftaught.generation.sampling import Sampling
 from selftaught.models import load_model
 from tests.tiny_hf import build_bpe_tokenizer, build_model
 
+KERNELS = [k for k in argmax_screen.KERNELS if k != "fp16" or argmax_screen.preferred_kernel(64) == "fp16"]
 PROMPTS = [f"Q: what is {k} plus {k + 1}? A: {2 * k + 1}. Q: and {k} plus 2? A:" for k in range(5)]
 
 
@@ -35,19 +37,20 @@ def assert_full_layers_pick(picks, logits):
     assert int((picks != logits.argmax(1)).sum()) <= 2
 
 
-def test_the_error_bound_holds_for_every_token():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_error_bound_holds_for_every_token(kernel):
     weight, states = layer_and_states()
-    screen = Screen.of(weight, chunk_rows=1000)  # chunks: the per-row terms are joined in order
-    rounded = states.bfloat16()
-    approximate = torch._weight_int8pack_mm(rounded, screen.quantized, screen.scales).float()
+    screen = Screen.of(weight, kernel, chunk_rows=1000)  # chunks: blocks and per-row terms joined in order
+    approximate, rounded = screen.approximate(states)
     terms = screen._row_terms(states, rounded)
-    actual = (states @ weight.t() - approximate).abs()
-    assert bool((actual <= screen._error(terms) + approximate.abs() * 2.0**-8).all())
+    actual = (states.double() @ weight.double().t() - approximate.double()).abs()
+    assert bool((actual <= screen._error(terms) + approximate.abs() * screen.output_rounding).all())
     assert float(actual.max()) > 0  # the screen is not exact: the bound has work to do
     assert bool((screen._largest_error(terms)[:, None] >= screen._error(terms)).all())  # the cheap first check
 
 
-def test_the_pick_is_the_full_layers_and_rows_the_bound_cannot_certify_get_exact_scores():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_pick_is_the_full_layers_and_rows_the_bound_cannot_certify_get_exact_scores(kernel):
     weight, states = layer_and_states()
     generator = torch.Generator().manual_seed(1)
     # near-ties: 300 tokens a hair apart (contenders, fewer than an eighth of 4,096), and 1,500 (more)
@@ -56,7 +59,7 @@ def test_the_pick_is_the_full_layers_and_rows_the_bound_cannot_certify_get_exact
         weight[first : first + count] = weight[like] * 40 + noise
     states[-8:-4] = weight[200] / weight[200].norm() * 30 + states[-8:-4] * 1e-3
     states[-4:] = weight[300] / weight[300].norm() * 30 + states[-4:] * 1e-3
-    screen = Screen.of(weight)
+    screen = Screen.of(weight, kernel)
     assert_full_layers_pick(screen.logits(states).argmax(1), states @ weight.t())  # 1,800 near-ties: ties at 1e-6
     counts = screen.counts  # clear rows from the candidates, 300 near-ties as contenders, 1,500 in full
     assert counts["candidates"] > 0 and counts["contenders"] >= 4 and counts["full"] >= 4
@@ -120,16 +123,23 @@ def test_sampling_never_meets_the_screen(llama, monkeypatch):
     assert calls == []
 
 
-def test_a_row_the_cheap_check_rejects_is_certified_token_by_token():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_row_the_cheap_check_rejects_is_certified_token_by_token(kernel):
     weight, states = layer_and_states(rows=8)
     generator = torch.Generator().manual_seed(2)
     weight[5] = torch.randn(weight.shape[1], generator=generator) * 0.05
-    weight[5, 0] = 50.0  # a huge scale: the rest of the row rounds to 0, so its residual bound is the largest
-    states[:, 0] = 0.0  # ... and token 5 scores low, far under its own bound's reach
-    states += weight[7] * 400  # token 7 wins clearly
-    screen = Screen.of(weight)
-    rounded = states.bfloat16()
-    approximate = torch._weight_int8pack_mm(rounded, screen.quantized, screen.scales).float()
+    if kernel == "int8":
+        weight[5, 0] = 50.0  # a huge scale: the rest of the row rounds to 0, so its residual bound is the largest
+        states[:, 0] = 0.0  # ... and token 5 scores low, far under its own bound's reach
+        states += weight[7] * 400  # token 7 wins clearly
+    else:
+        weight[5] = -40 * weight[7]  # token 5 scores far under token 7, the clear winner ...
+        weight[5, 0] = 65_520.0  # ... with a weight past fp16's largest (65,504): the largest residual bound
+        states += weight[7] * 400
+        states[:, 0] = 0.0
+    screen = Screen.of(weight, kernel)
+    assert float(weight[5, 0]) in (50.0, 65_520.0)  # fbgemm saturates what it packs, in place: it packs a clone
+    approximate, rounded = screen.approximate(states)
     top = approximate.topk(argmax_screen.CANDIDATES, dim=1).indices
     best = torch.bmm(weight[top], states[:, :, None]).squeeze(2).amax(1)
     terms = screen._row_terms(states, rounded)
@@ -138,9 +148,10 @@ def test_a_row_the_cheap_check_rejects_is_certified_token_by_token():
     assert screen.counts == {"candidates": 8}  # each row certified token by token, no exact score beyond 64
 
 
-def test_a_vocabulary_no_larger_than_the_candidates_is_scored_exactly():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_vocabulary_no_larger_than_the_candidates_is_scored_exactly(kernel):
     weight, states = layer_and_states(vocabulary=48, rows=6)
-    screen = Screen.of(weight)
+    screen = Screen.of(weight, kernel)
     assert torch.equal(screen.logits(states), states @ weight.t()) or torch.allclose(
         screen.logits(states), states @ weight.t(), atol=1e-5
     )
@@ -169,4 +180,6 @@ def test_beam_search_and_odd_hidden_sizes_keep_the_full_layer(llama, monkeypatch
     assert not argmax_screen.eligible(lm.model)
     lm.model.generation_config.num_beams = 1
     lm.model.lm_head = nn.Linear(60, lm.model.lm_head.out_features, bias=False)  # 60: not a multiple of 16
-    assert not argmax_screen.eligible(lm.model)
+    assert argmax_screen.eligible(lm.model) == (argmax_screen.preferred_kernel(60) == "fp16")  # fp16: any size
+    monkeypatch.setattr(argmax_screen.fp16_weights, "available", lambda: False)  # ARM
+    assert argmax_screen.preferred_kernel(64) == "int8" and not argmax_screen.eligible(lm.model)

@@ -43,14 +43,16 @@ def test_prefix_cache_under_a_sliding_window_matches_each_prompt_alone(sliding_m
     alone (no padding at all), with and without the shared prefix's cache."""
     lm = load_model(sliding_model, ModelConfig(chat_template="off"))
     prompts = [f"{PREFIX} {q}" for q in QUESTIONS]
+    budget = 40  # 2.5 windows: the decoding ring (`RingWindowLayer`) comes round twice
     alone = [
-        lm.tokenizer.decode(hf_generate_ids(lm.model, lm.tokenizer, encode(lm.tokenizer, [p]), 12)[0]) for p in prompts
+        lm.tokenizer.decode(hf_generate_ids(lm.model, lm.tokenizer, encode(lm.tokenizer, [p]), budget)[0])
+        for p in prompts
     ]
     cached = Generator(lm, backend, batch_size=4, prefix_cache=True)
-    assert [t[0] for t in cached.complete(prompts, [12] * 4)] == alone
+    assert [t[0] for t in cached.complete(prompts, [budget] * 4)] == alone
     assert cached.prefixes.current is not None and len(cached.prefixes.current.ids) > 3 * 16
     plain = Generator(lm, backend, batch_size=4, prefix_cache=False)
-    assert [t[0] for t in plain.complete(prompts, [12] * 4)] == alone
+    assert [t[0] for t in plain.complete(prompts, [budget] * 4)] == alone
 
 
 def test_the_prefix_is_encoded_without_full_vocabulary_logits(sliding_model, monkeypatch):

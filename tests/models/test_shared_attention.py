@@ -107,3 +107,32 @@ def test_a_model_that_does_not_run_sdpa_or_is_not_a_checked_architecture_keeps_i
     monkeypatch.setattr(shared_attention, "MODEL_TYPES", ("qwen2",))
     assert not shared_attention.enable(lm.model)
     assert lm.model.config._attn_implementation == "sdpa"
+
+
+def test_a_ring_window_holds_the_rolled_windows_tokens_and_its_turned_mask_their_order():
+    """After every decoded token the ring's slots, turned by its head, are transformers' rolled window, and
+    window attention under the turned mask is SDPA's over the rolled window."""
+    from transformers.cache_utils import StaticSlidingWindowLayer
+
+    generator = torch.Generator().manual_seed(0)
+    rolled, ring = StaticSlidingWindowLayer(max_cache_len=64, sliding_window=8), shared_attention.RingWindowLayer(64, 8)
+    prefill = torch.randn(2, 1, 11, 4, generator=generator)  # longer than the window: full from the start
+    for layer in (rolled, ring):
+        layer.update(prefill, prefill + 1)
+    for step in range(19):
+        if step == 11:  # beam search reorders rows into new tensors: the ring still marks the ones it returns
+            for layer in (rolled, ring):
+                layer.reorder_cache(torch.tensor([1, 0]))
+        new = torch.randn(2, 1, 1, 4, generator=generator)
+        keys, values = rolled.update(new, new + 1)
+        ring_keys, ring_values = ring.update(new, new + 1)
+        assert torch.equal(ring_keys.roll(-ring.head, dims=-2), keys)
+        mask = torch.rand(2, 1, 1, 8, generator=generator) > 0.3
+        mask[..., -1] = True  # a row sees its own token
+        query = torch.randn(2, 2, 1, 4, generator=generator)
+        expected, _ = shared_attention.sdpa_attention_forward(
+            SimpleNamespace(num_key_value_groups=2, is_causal=True, training=False), query, keys, values, mask, 0.0, 0.5
+        )
+        got, _ = shared_attention.attention(None, query, ring_keys, ring_values, mask, scaling=0.5, sliding_window=8)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert ring.head == 19 % 8

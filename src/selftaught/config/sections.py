@@ -124,20 +124,21 @@ class GenerationConfig:
     precision: str = setting(
         "auto",
         "weights' dtype while generating: auto = bf16 where the hardware computes it natively (CUDA, or a CPU"
-        " with AVX512-BF16/AMX for a model of 20M+ parameters), else model.dtype's choice | bf16 | fp32."
-        " Training and checkpoints stay fp32",
+        " with AVX512-BF16/AMX), fp16-weights on other x86 CPUs (both for a model of 20M+ parameters), else"
+        " model.dtype's choice | bf16 | fp32 | fp16-weights (fp32 with every layer but the output layer"
+        " multiplying through an fp16 copy of its weights: fbgemm, x86 CPUs). Training and checkpoints stay fp32",
     )
     output_screen: bool = setting(
         True,
-        "greedy decoding with fp32 weights and a 32k+ vocabulary finds each next token with an int8 copy of the"
-        " output layer and exact fp32 scores of its top 64, certified by an error bound (else of every token the"
-        " bound cannot rule out): the same tokens, about a quarter of the layer's bytes per step; false computes"
-        " the full layer",
+        "greedy decoding with an fp32 output layer of a 32k+ vocabulary on a CPU finds each next token with an"
+        " fp16 copy of the layer (int8 without fbgemm) and exact fp32 scores of its top 64, certified by an error"
+        " bound (else of every token the bound cannot rule out): the same tokens, a quarter of the layer's time"
+        " per step; false computes the full layer",
     )
 
     def __post_init__(self):
         choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
-        choice("generation", "precision", self.precision, ("auto", "bf16", "fp32"))
+        choice("generation", "precision", self.precision, ("auto", "bf16", "fp32", "fp16-weights"))
         require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
         require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
         require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")

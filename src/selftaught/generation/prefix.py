@@ -64,7 +64,7 @@ class SharedPrefix:
         The cache is marked for `shared_attention`, which reads one copy of the prefix per decode step
         instead of every row's.
         """
-        cache = StaticCache(config=config, max_cache_len=max_cache_len)
+        cache = shared_attention.static_cache(config, max_cache_len)
         length = len(self.ids)
         for index, layer in enumerate(self.cache.layers):
             keys, values = (torch.cat([_shifted(t, pad, length) for pad in pads]) for t in (layer.keys, layer.values))
@@ -88,7 +88,7 @@ def batch_cache(config, prefix: SharedPrefix | None, pads: list[int], max_cache_
     2.9-3.3 s static vs 3.1-3.6 s dynamic), so every batch gets one."""
     if prefix is not None:
         return prefix.static(config, pads, max_cache_len)
-    return StaticCache(config=config, max_cache_len=max_cache_len)
+    return shared_attention.static_cache(config, max_cache_len)
 
 
 def keeps_logits(model) -> bool:

@@ -11,21 +11,30 @@ and the two parts are merged with their softmax denominators, as in cascade atte
 Hydragen. The result is the same attention, summed in another order.
 
 The model runs under a registered attention implementation (`NAME`) whose masks are SDPA's; any call it
-does not handle (prefill, no shared prefix on this cache layer, sliding-window layers, soft-capping, a
-float mask) goes to transformers' own SDPA function unchanged. The shared copy travels as an attribute of
-the cache layer's key tensor (`attach`), so it lives and dies with that batch's cache.
+does not handle (prefill, soft-capping, a float mask) goes to transformers' own SDPA function unchanged.
+The shared copy travels as an attribute of the cache layer's key tensor (`attach`), so it lives and dies
+with that batch's cache.
+
+Sliding-window layers (Gemma 3: 15 of 18, a window of 512) keep no prefix in place, since their slots roll
+over. transformers' static sliding layer rolls all of them at every decoded token (a roll, an indexed
+write and a copy back, of every row's keys and values); `RingWindowLayer` writes the new token over the
+oldest slot instead, and `attention` turns the step's mask (made for the rolled order) to the ring's. Their
+decoding attention is `window_attention`, matmuls over the window, which SDPA's CPU kernel is slower at.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import AttentionInterface
+from transformers import AttentionInterface, StaticCache
+from transformers.cache_utils import StaticSlidingWindowLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 NAME = "selftaught_shared_prefix"
 _ATTRIBUTE = "_selftaught_shared_prefix"
-_SPECIAL = ("softcap", "s_aux", "sinks", "indices", "position_bias", "sliding_window")  # not implemented here
+_RING = "_selftaught_ring"  # on a `RingWindowLayer`'s key tensor: the layer, for its head
+# not implemented here; a sliding window is (the mask holds it, as for SDPA)
+_SPECIAL = ("softcap", "s_aux", "sinks", "indices", "position_bias")
 # architectures whose attention is checked to call the attention function with plain queries, keys and values,
 # and whose model code does not branch on the implementation's name being "sdpa" (Gemma 4 and Falcon do)
 MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
@@ -86,12 +95,57 @@ def attach(cache, prefix_cache, pads: list[int]) -> None:
         setattr(layer.keys, _ATTRIBUTE, (keys, prefix.values[0].float(), rows))
 
 
+class RingWindowLayer(StaticSlidingWindowLayer):
+    """transformers' static sliding-window layer, but a decoded token overwrites the oldest slot (``head``)
+    in place rather than rolling the window: at every step its slots hold the window's tokens in an order
+    rotated by ``head``. Anything else (a prefill, a window not yet full) unrotates and goes to the parent."""
+
+    def __init__(self, max_cache_len: int, sliding_window: int, **kwargs):
+        super().__init__(max_cache_len=max_cache_len, sliding_window=sliding_window, **kwargs)
+        self.head = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized or self.cumulative_length_int < self.max_cache_len or key_states.shape[-2] != 1:
+            self._unrotate()
+            return super().update(key_states, value_states, *args, **kwargs)
+        self.keys[:, :, self.head] = key_states[:, :, 0]
+        self.values[:, :, self.head] = value_states[:, :, 0]
+        self.cumulative_length_int += 1
+        self.head = (self.head + 1) % self.max_cache_len
+        setattr(self.keys, _RING, self)  # each time: beam reordering or offloading may have replaced the tensor
+        return self.keys, self.values
+
+    def _unrotate(self) -> None:
+        if self.head:
+            self.keys.copy_(self.keys.roll(-self.head, dims=-2))
+            self.values.copy_(self.values.roll(-self.head, dims=-2))
+            self.head = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.head = 0
+
+
+def static_cache(config, max_cache_len: int) -> StaticCache:
+    """A `StaticCache` for ``config``'s model whose sliding-window layers are `RingWindowLayer`s where the model
+    runs `attention` (which turns their masks), else transformers' own."""
+    cache = StaticCache(config=config, max_cache_len=max_cache_len)
+    if getattr(config, "_attn_implementation", None) == NAME:
+        for index, layer in enumerate(cache.layers):
+            if type(layer) is StaticSlidingWindowLayer:  # its max_cache_len is already the window's
+                cache.layers[index] = RingWindowLayer(max_cache_len=max_cache_len, sliding_window=layer.max_cache_len)
+    return cache
+
+
 def attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    """transformers' attention signature: shared-prefix attention for one new token per row, else SDPA."""
+    """transformers' attention signature: shared-prefix attention for one new token per row, window attention
+    for one new token per row of a sliding-window layer, else SDPA."""
+    ring = getattr(key, _RING, None)
+    if ring is not None and ring.head and isinstance(attention_mask, torch.Tensor):
+        attention_mask = attention_mask.roll(ring.head, dims=-1)  # made for the rolled order: slot i is i + head
     shared = getattr(key, _ATTRIBUTE, None)
     plain = (
-        shared is None
-        or query.shape[2] != 1
+        query.shape[2] != 1
         or not isinstance(attention_mask, torch.Tensor)
         or attention_mask.dtype != torch.bool
         or dropout != 0.0
@@ -101,12 +155,27 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     if plain:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if shared is None:
+        bias = torch.zeros(attention_mask.shape, device=query.device).masked_fill_(~attention_mask, float("-inf"))
+        return window_attention(query, key, value, bias, scale), None
     prefix_keys, prefix_values, rows = shared
     first, end, bias = rows.split(attention_mask)
     out = shared_prefix_attention(
         query, key[:, :, first:end], value[:, :, first:end], bias, scale, prefix_keys, prefix_values
     )
     return out, None
+
+
+def window_attention(query, keys, values, bias, scale: float):
+    """Attention of one query per row (``query``: ``[rows, heads, 1, dim]``) over the row's own slots
+    (``keys``/``values``: ``[rows, kv_heads, slots, dim]``), ``bias`` (0 or -inf, ``[rows, 1, 1, slots]``)
+    masking them; scores and sums in fp32, as SDPA's; returns ``[rows, 1, heads, dim]`` in the query's dtype."""
+    rows, heads, _, dim = query.shape
+    kv_heads = keys.shape[1]
+    grouped = query.float().reshape(rows, kv_heads, heads // kv_heads, dim) * scale
+    weights = torch.softmax(torch.matmul(grouped, keys.float().transpose(2, 3)) + bias, dim=-1)
+    out = torch.matmul(weights, values.float())
+    return out.reshape(rows, heads, 1, dim).transpose(1, 2).to(query.dtype).contiguous()
 
 
 def shared_prefix_attention(query, own_keys, own_values, bias, scale: float, prefix_keys, prefix_values):

@@ -18,6 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from selftaught.common.versions import quiet_checkpointing_deprecation
 from selftaught.config import ConfigError, ModelConfig
+from selftaught.models import fp16_weights
 from selftaught.models.embedded import load_meta, save_meta
 from selftaught.models.positions import PositionScheme, make_scheme
 
@@ -29,6 +30,7 @@ hf_logging.disable_progress_bar()
 logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass
@@ -38,6 +40,7 @@ class LoadedModel:
     scheme: PositionScheme
     chat: bool  # prompts go through the tokenizer's chat template
     system: str = ""  # model.system_prompt: a chat model's system message
+    precision: str = ""  # what generation runs in (fp32, bf16, fp16-weights), set by `load_for_generation`
 
     def render(self, prompt: str) -> str:
         """The text the model sees for a task prompt (chat-wrapped for instruct models)."""
@@ -92,9 +95,10 @@ def native_cpu_bf16() -> bool:
 def generation_dtype(precision: str, config: ModelConfig) -> torch.dtype:
     """The weights' dtype for generation (``generation.precision``): ``auto`` is bf16 wherever the hardware
     computes it natively (a CUDA device under ``model.dtype=auto``, a CPU with AVX512-BF16 or AMX, where
-    `load_for_generation` also asks for a model's size), else ``model.dtype``'s choice; a fine-tuned
-    checkpoint is still trained and saved in fp32."""
-    if precision in ("bf16", "fp32"):
+    `load_for_generation` also asks for a model's size), else ``model.dtype``'s choice; ``fp16-weights``
+    loads fp32 (and `load_for_generation` packs fp16 copies); a fine-tuned checkpoint is still trained and
+    saved in fp32."""
+    if precision in ("bf16", "fp32", "fp16-weights"):
         return torch.bfloat16 if precision == "bf16" else torch.float32
     device = pick_device(config)
     if config.dtype == "auto" and device == "cpu" and native_cpu_bf16():
@@ -108,15 +112,26 @@ MIN_BF16_CPU_PARAMETERS = 20_000_000
 
 
 def load_for_generation(path: str | Path, config: ModelConfig, precision: str) -> LoadedModel:
-    """`load_model` with weights in `generation_dtype`; ``auto`` (with ``model.dtype=auto``) on a CPU keeps
-    a model of under `MIN_BF16_CPU_PARAMETERS` in fp32. The size comes from the safetensors headers before
-    loading, so the model is loaded once, in its dtype, as `from_pretrained` loads it (fp32 buffers such
-    as rotary frequencies stay fp32); a size that cannot be read counts as large."""
-    dtype = generation_dtype(precision, config)
-    cpu_auto_bf16 = precision == config.dtype == "auto" and dtype == torch.bfloat16 and pick_device(config) == "cpu"
-    stored = stored_parameters(path) if cpu_auto_bf16 else None
-    small = stored is not None and stored < MIN_BF16_CPU_PARAMETERS
-    return load_model(path, config, torch.float32 if small else dtype)
+    """`load_model` with weights in `generation_dtype`, or fp32 with fp16 copies (``fp16-weights``:
+    `fp16_weights.pack`). ``auto`` (with ``model.dtype=auto``) on a CPU without native bf16 but with fbgemm
+    (x86 AVX2) is ``fp16-weights``; either cheaper form is only for a model of `MIN_BF16_CPU_PARAMETERS` or
+    more, a smaller one stays fp32. The size comes from the safetensors headers before loading, so the model
+    is loaded once, in its dtype, as `from_pretrained` loads it (fp32 buffers such as rotary frequencies stay
+    fp32); a size that cannot be read counts as large."""
+    if precision == "fp16-weights" and not (fp16_weights.available() and pick_device(config) == "cpu"):
+        raise ConfigError("generation.precision=fp16-weights needs a CPU with fbgemm (x86); use auto or fp32")
+    dtype, packs = generation_dtype(precision, config), precision == "fp16-weights"
+    if precision == config.dtype == "auto" and pick_device(config) == "cpu":
+        packs = dtype == torch.float32 and fp16_weights.available()
+        if dtype == torch.bfloat16 or packs:
+            stored = stored_parameters(path)
+            if stored is not None and stored < MIN_BF16_CPU_PARAMETERS:
+                dtype, packs = torch.float32, False
+    loaded = load_model(path, config, dtype)
+    if packs:
+        fp16_weights.pack(loaded.model)
+    loaded.precision = "fp16-weights" if packs else PRECISION_NAMES.get(dtype, str(dtype))
+    return loaded
 
 
 def stored_parameters(path: str | Path) -> int | None:
