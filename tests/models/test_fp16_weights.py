@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from selftaught import models
-from selftaught.config import ConfigError, ModelConfig
+from selftaught.config import ConfigError, ModelConfig, config_from_dict
 from selftaught.generation import Generator
 from selftaught.models import fp16_weights, load_model
 from tests.tiny_hf import build_bpe_tokenizer, build_model
@@ -53,7 +53,7 @@ def test_greedy_generation_runs_through_the_packed_layers(llama, monkeypatch):
     assert lm.precision == "fp16-weights" and next(lm.model.parameters()).dtype == torch.float32
     calls = []
     forward = fp16_weights._forward
-    monkeypatch.setattr(fp16_weights, "_forward", lambda packed, hidden: calls.append(1) or forward(packed, hidden))
+    monkeypatch.setattr(fp16_weights, "_forward", lambda *args: calls.append(1) or forward(*args))
     lm = models.load_for_generation(llama, ModelConfig(chat_template="off"), "fp16-weights")
     texts = Generator(lm, "hf", batch_size=4).complete(PROMPTS, [6] * 4)
     assert len(texts) == 4 and calls
@@ -75,3 +75,20 @@ def test_auto_picks_fp16_weights_on_a_cpu_without_native_bf16_for_a_large_model_
     assert models.load_for_generation(llama, config, "auto").precision == "fp32"
     with pytest.raises(ConfigError, match="generation.precision=fp16-weights"):
         models.load_for_generation(llama, config, "fp16-weights")
+
+
+def test_a_weight_changed_after_packing_is_multiplied_as_it_is_now(llama):
+    model = load_model(llama, ModelConfig(chat_template="off")).model
+    fp16_weights.pack(model)
+    layer = next(m for m in model.modules() if type(m) is nn.Linear and m is not model.lm_head)
+    hidden = torch.randn(2, layer.in_features)
+    with torch.no_grad():
+        layer.weight.mul_(3)  # e.g. a state dict loaded into the model after its copies were made
+        assert torch.equal(layer(hidden), nn.functional.linear(hidden, layer.weight))
+        layer.weight = nn.Parameter(torch.randn_like(layer.weight))  # replaced
+        assert torch.equal(layer(hidden), nn.functional.linear(hidden, layer.weight))
+
+
+def test_fp16_weights_is_refused_for_vllm_by_its_key():
+    with pytest.raises(ConfigError, match="generation.precision=fp16-weights"):
+        config_from_dict({"generation": {"precision": "fp16-weights", "backend": "vllm"}})

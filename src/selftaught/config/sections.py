@@ -124,9 +124,10 @@ class GenerationConfig:
     precision: str = setting(
         "auto",
         "weights' dtype while generating: auto = bf16 where the hardware computes it natively (CUDA, or a CPU"
-        " with AVX512-BF16/AMX), fp16-weights on other x86 CPUs (both for a model of 20M+ parameters), else"
-        " model.dtype's choice | bf16 | fp32 | fp16-weights (fp32 with every layer but the output layer"
-        " multiplying through an fp16 copy of its weights: fbgemm, x86 CPUs). Training and checkpoints stay fp32",
+        " with AVX512-BF16/AMX), fp16-weights on other x86 CPUs (on a CPU either only for a model of 20M+"
+        " parameters), else model.dtype's choice | bf16 | fp32 | fp16-weights (fp32 with every layer but the"
+        " output layer multiplying through an fp16 copy of its weights: fbgemm, x86 CPUs, not vllm)."
+        " Training and checkpoints stay fp32",
     )
     output_screen: bool = setting(
         True,
@@ -139,6 +140,10 @@ class GenerationConfig:
     def __post_init__(self):
         choice("generation", "backend", self.backend, ("auto", "sampler", "hf", "vllm"))
         choice("generation", "precision", self.precision, ("auto", "bf16", "fp32", "fp16-weights"))
+        require(
+            not (self.precision == "fp16-weights" and self.backend == "vllm"),
+            "generation.precision=fp16-weights is for the in-process backends (hf, sampler), not vllm",
+        )
         require(self.batch_size >= 1, f"generation.batch_size must be >= 1, got {self.batch_size}")
         require(self.chunk_size >= 1, f"generation.chunk_size must be >= 1, got {self.chunk_size}")
         require(self.num_samples >= 1, f"generation.num_samples must be >= 1, got {self.num_samples}")

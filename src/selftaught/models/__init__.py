@@ -128,8 +128,7 @@ def load_for_generation(path: str | Path, config: ModelConfig, precision: str) -
             if stored is not None and stored < MIN_BF16_CPU_PARAMETERS:
                 dtype, packs = torch.float32, False
     loaded = load_model(path, config, dtype)
-    if packs:
-        fp16_weights.pack(loaded.model)
+    packs = packs and fp16_weights.pack(loaded.model) > 0  # none: every layer's weights past fp16's range
     loaded.precision = "fp16-weights" if packs else PRECISION_NAMES.get(dtype, str(dtype))
     return loaded
 

@@ -11,7 +11,8 @@ fp32, so greedy text stays close to fp32's (32 of 32 GSM8K answers equal on Smol
 
 The model keeps its fp32 weights (the output layer's screen scores its candidates with them); every other
 `nn.Linear` gets an instance ``forward`` through a packed fp16 copy of its weight, made once at load. A
-weight outside fp16's range keeps its layer in fp32 (fbgemm would saturate it).
+weight outside fp16's range keeps its layer in fp32 (fbgemm would saturate it), and a weight changed or
+replaced after packing (a state dict loaded, an adapter merged) is multiplied as it is, in fp32.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ _ATTRIBUTE = "_selftaught_fp16_weights"  # on the model: how many layers were pa
 
 
 def available() -> bool:
-    """Whether this torch runs fbgemm's fp16 GEMM (x86 builds)."""
-    return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(
-        torch.ops.quantized, "linear_dynamic_fp16"
+    """Whether this torch runs fbgemm's fp16 GEMM: an x86 build, whose quantized engine is fbgemm's."""
+    quantized = torch.backends.quantized
+    return (
+        "fbgemm" in quantized.supported_engines
+        and quantized.engine in ("x86", "fbgemm")
+        and hasattr(torch.ops.quantized, "linear_dynamic_fp16")
     )
 
 
-def _forward(packed, hidden: torch.Tensor) -> torch.Tensor:
+def _forward(module: nn.Linear, packed, version: int, pointer: int, hidden: torch.Tensor) -> torch.Tensor:
+    weight = module.weight
+    if weight._version != version or weight.data_ptr() != pointer or hidden.dtype != torch.float32:
+        return nn.functional.linear(hidden, weight, module.bias)  # changed since it was packed: as it is now
     return torch.ops.quantized.linear_dynamic_fp16(hidden, packed)
 
 
@@ -48,7 +55,8 @@ def pack(model) -> int:
         if weight.device.type != "cpu" or float(weight.detach().abs().max()) > FP16_MAX:
             continue
         bias = module.bias.detach().clone() if module.bias is not None else None
-        module.forward = partial(_forward, torch.ops.quantized.linear_prepack_fp16(weight.detach().clone(), bias))
+        copy = torch.ops.quantized.linear_prepack_fp16(weight.detach().clone(), bias)
+        module.forward = partial(_forward, module, copy, weight._version, weight.data_ptr())
         packed += 1
     setattr(model, _ATTRIBUTE, packed)
     return packed
